@@ -1,0 +1,217 @@
+"""Benchmark harness: evloop against its peers, interleaved, medians and ratios.
+
+This machine is shared and noisy, so an absolute time alone means little: every
+implementation runs every workload in the same session, runs are interleaved (repeat ->
+workload -> impl, the impl order rotating each repeat) so drift hits all of them alike,
+and the table reports per-workload medians and evloop/peer ratios. Each run is a fresh
+subprocess (``workloads/<name>.py <impl>``) in the impl's own interpreter and environment;
+the workload times its hot part itself and prints ``{"ops": N, "seconds": T}``.
+
+    python benchmarks/run.py [--repeat N] [--only NAME,...] [--impls evloop,gevent,...] [--markdown]
+
+An impl is a name the workloads dispatch on, an interpreter and extra environment: add a
+row to IMPLS (and a branch where ``_common`` imports it) for a new peer.
+"""
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = HERE / "workloads"
+PEERS_PYTHON = str(HERE / ".peers" / "bin" / "python")
+RUN_TIMEOUT = 120  # seconds, per subprocess
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str  # passed to the workload as argv[1]
+    python: str  # interpreter to run the workload with
+    module: str  # imported once before the runs, to fail early and clearly
+    dist: str  # distribution whose version is reported
+    env: dict = field(default_factory=dict)  # added to the environment
+
+
+IMPLS = {
+    impl.name: impl
+    for impl in [
+        Impl("evloop", sys.executable, "evloop.core", "evloop"),
+        Impl("gevent", PEERS_PYTHON, "gevent.core", "gevent", {"GEVENT_LOOP": "libev-cext"}),
+    ]
+}
+BASELINE = "evloop"
+
+
+def discover_workloads():
+    """{name: impl names it supports} for every workloads/<name>.py not starting with _."""
+    sys.path.insert(0, str(WORKLOADS))
+    names = sorted(p.stem for p in WORKLOADS.glob("*.py") if not p.stem.startswith("_"))
+    return {name: tuple(importlib.import_module(name).IMPLS) for name in names}
+
+
+def environ(impl):
+    return {**os.environ, **impl.env}
+
+
+def probe(impl):
+    """Python and package version of an impl; exits if it cannot be imported."""
+    code = (
+        f"import sys, importlib.metadata as md, {impl.module}\n"
+        f"print(sys.version.split()[0], md.version({impl.dist!r}))"
+    )
+    try:
+        proc = subprocess.run([impl.python, "-c", code], env=environ(impl), cwd=WORKLOADS,
+                              capture_output=True, text=True)
+    except OSError as exc:
+        proc = subprocess.CompletedProcess([], 1, "", str(exc))
+    if proc.returncode:
+        hint = ("run benchmarks/setup_peers.sh" if impl.python == PEERS_PYTHON
+                else f"install {impl.dist} there") + f", or leave {impl.name} out of --impls"
+        detail = (proc.stderr.strip().splitlines() or [proc.stdout.strip()])[-1]
+        sys.exit(f"{impl.name}: cannot import {impl.module} with {impl.python}: {detail}\n"
+                 f"({hint})")
+    python, version = proc.stdout.split()
+    return python, version
+
+
+def run_once(workload, impl):
+    """ops/s of one run, or an error string."""
+    cmd = [impl.python, str(WORKLOADS / f"{workload}.py"), impl.name]
+    try:
+        proc = subprocess.run(cmd, env=environ(impl), cwd=WORKLOADS, capture_output=True,
+                              text=True, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {RUN_TIMEOUT}s"
+    if proc.returncode:
+        return f"exit status {proc.returncode}:\n{proc.stderr.strip()}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["ops"] / result["seconds"]
+
+
+def measure(workloads, impls, repeat):
+    """{(workload, impl): [ops/s, ...]}, runs interleaved; failing pairs are dropped."""
+    samples, failed = {}, set()
+    for r in range(repeat):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for workload, supported in workloads.items():
+            for name in order:
+                if name not in supported or (workload, name) in failed:
+                    continue
+                result = run_once(workload, IMPLS[name])
+                if isinstance(result, str):
+                    failed.add((workload, name))
+                    print(f"{workload} {name}: {result}", file=sys.stderr)
+                    continue
+                samples.setdefault((workload, name), []).append(result)
+                print(f"[{r + 1}/{repeat}] {workload:<20} {name:<8} {human(result):>8} ops/s",
+                      file=sys.stderr, flush=True)
+    return samples, failed
+
+
+def human(rate):
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.2f} {unit}"
+    return f"{rate:.0f}"
+
+
+def table(workloads, impls, samples, failed):
+    peers = [name for name in impls if name != BASELINE] if BASELINE in impls else []
+    header = ["workload"] + [f"{name} ops/s" for name in impls]
+    header += [f"{BASELINE}/{peer}" for peer in peers]
+    rows = []
+    for workload, supported in workloads.items():
+        medians, row = {}, [workload]
+        for name in impls:
+            runs = samples.get((workload, name))
+            if runs:
+                medians[name] = median = statistics.median(runs)
+                spread = max(abs(x - median) for x in runs) / median
+                row.append(f"{human(median)} ±{spread:.0%}")
+            else:
+                row.append("error" if (workload, name) in failed else "-")
+        for peer in peers:
+            ok = BASELINE in medians and peer in medians
+            row.append(f"{medians[BASELINE] / medians[peer]:.2f}" if ok else "-")
+        rows.append(row)
+    return header, rows
+
+
+def render(header, rows, markdown):
+    if markdown:
+        lines = [header, ["---"] + ["---:"] * (len(header) - 1)] + rows
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    widths = [max(len(line[i]) for line in [header] + rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                  for i, (cell, w) in enumerate(zip(line, widths)))
+        for line in [header] + rows)
+
+
+def context(args, impls, versions):
+    """Lines saying what was run where: enough to reproduce or distrust a table."""
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:
+        ncpu = os.cpu_count()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"command: `{Path(sys.executable).name} {shlex.join(sys.argv)}`",
+        f"date: {date}; nproc: {ncpu}; {platform.system()} {platform.release()} {platform.machine()}",
+    ]
+    for name in impls:
+        impl, (python, version) = IMPLS[name], versions[name]
+        env = "".join(f", {k}={v}" for k, v in impl.env.items())
+        lines.append(f"{name} {version}: Python {python} ({impl.python}{env})")
+    lines.append(f"medians of {args.repeat} interleaved runs; ± is the largest deviation of "
+                 f"a run from the median" + (f"; {BASELINE}/peer > 1 means {BASELINE} is faster"
+                                             if BASELINE in impls and len(impls) > 1 else ""))
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per workload and impl")
+    parser.add_argument("--only", help="comma-separated workloads (default: all)")
+    parser.add_argument("--impls", default=",".join(IMPLS),
+                        help="comma-separated implementations (default: %(default)s)")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown report")
+    args = parser.parse_args()
+
+    workloads = discover_workloads()
+    if args.only:
+        only = args.only.split(",")
+        unknown = set(only) - set(workloads)
+        if unknown:
+            parser.error(f"unknown workloads {sorted(unknown)}; choose from {list(workloads)}")
+        workloads = {name: workloads[name] for name in only}
+    impls = args.impls.split(",")
+    unknown = set(impls) - set(IMPLS)
+    if unknown:
+        parser.error(f"unknown impls {sorted(unknown)}; choose from {list(IMPLS)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    versions = {name: probe(IMPLS[name]) for name in impls}
+    samples, failed = measure(workloads, impls, args.repeat)
+    header, rows = table(workloads, impls, samples, failed)
+    lines = context(args, impls, versions)
+    if args.markdown:
+        print("\n".join(f"- {line}" for line in lines) + "\n")
+    else:
+        print("\n".join(lines) + "\n")
+    print(render(header, rows, args.markdown))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Why this exists: the benchmark harness compares evloop with its peers (gevent, uvloop)
+# on the same machine, but the peers must not share an environment with evloop (gevent
+# and evloop would both claim the loop, and installing them next to the package under
+# test hides what evloop itself depends on). This script builds one separate virtualenv,
+# benchmarks/.peers/, from the current python3 and installs the peers from PyPI.
+# It is idempotent: an existing, working venv is left alone (pass --force to rebuild).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+venv="$here/.peers"
+python=${PYTHON:-python3}
+peers="gevent uvloop"
+
+if [ "${1:-}" = "--force" ]; then
+    rm -rf "$venv"
+fi
+
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop" 2>/dev/null; then
+    echo "peers venv already set up: $venv"
+else
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet $peers
+fi
+
+"$venv/bin/python" - <<'PY'
+import sys, gevent, uvloop
+print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__)
+PY
