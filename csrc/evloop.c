@@ -1782,6 +1782,11 @@ evloop_setup_internal(EvLoop *self)
     ev_set_priority(&self->cb_idle, EV_MINPRI);
     ev_async_init(&self->cb_async, evloop_async_nop);
     self->cb_async.data = self;
+    /* Start the wake-up watcher now, unreferenced: libev registers its wake-up fd with
+     * the backend only at the next iteration, so one first started by another thread while
+     * this loop sits in the poll could never wake it. */
+    ev_async_start(l, &self->cb_async);
+    ev_unref(l);
 }
 
 static PyObject *
@@ -1863,6 +1868,10 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->ev = l;
     self->is_default = is_default;
+    if (evloop_ensure_evpipe(self) < 0) {
+        Py_DECREF(self); /* dealloc destroys the libev loop */
+        return NULL;
+    }
     evloop_setup_internal(self);
     evloop_live_link(self);
     if (is_default)
@@ -2186,12 +2195,6 @@ evloop_run_callback_common(EvLoop *self, PyObject *const *args, Py_ssize_t nargs
         PyErr_Format(PyExc_TypeError, "callback must be callable, not %.100s",
                      Py_TYPE(args[0])->tp_name);
         return NULL;
-    }
-    if (threadsafe && !ev_is_active(&self->cb_async)) {
-        if (evloop_ensure_evpipe(self) < 0)
-            return NULL;
-        ev_async_start(self->ev, &self->cb_async);
-        ev_unref(self->ev);
     }
     tuple = evloop_tuple_from_array(args + 1, nargs - 1);
     if (tuple == NULL)
@@ -2559,11 +2562,14 @@ pyloop_repr(EvLoop *self)
 {
     if (self->ev == NULL)
         return PyUnicode_FromFormat("<%s at %p destroyed>", Py_TYPE(self)->tp_name, self);
-    return PyUnicode_FromFormat("<%s at %p%s backend=%S watchers=%zd callbacks=%zd>",
-                                Py_TYPE(self)->tp_name, self,
-                                self->is_default ? " default" : "",
-                                evloop_backend_names(ev_backend(self->ev)), self->nwatchers,
-                                self->cb_count);
+    PyObject *backend = pyloop_get_backend(self, NULL), *r;
+    if (backend == NULL)
+        return NULL;
+    r = PyUnicode_FromFormat("<%s at %p%s backend=%R watchers=%zd callbacks=%zd>",
+                             Py_TYPE(self)->tp_name, self, self->is_default ? " default" : "",
+                             backend, self->nwatchers, self->cb_count);
+    Py_DECREF(backend);
+    return r;
 }
 
 static int
