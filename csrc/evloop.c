@@ -24,6 +24,19 @@
 #include <sys/eventfd.h>
 #endif
 
+#if defined(__linux__) && defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+/* glibc 2.33 turned lstat into a versioned symbol of its own (lstat64@GLIBC_2.33); calling
+ * it would limit the wheel to manylinux_2_34. libev's stat watcher only needs lstat, and on
+ * these 64-bit ABIs the kernel's struct stat is glibc's, so ask the kernel directly. */
+#include <sys/syscall.h>
+static int
+evloop_lstat(const char *path, struct stat *buf)
+{
+    return (int)syscall(SYS_newfstatat, AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+#define lstat(path, buf) evloop_lstat(path, buf)
+#endif
+
 #include "ev.c"
 
 /* ------------------------------------------------------------------------------------ */
