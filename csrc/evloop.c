@@ -48,6 +48,9 @@ static PyTypeObject EvIo_Type, EvTimer_Type, EvSignal_Type, EvIdle_Type, EvPrepa
     EvCheck_Type, EvAsync_Type, EvChild_Type, EvStat_Type, EvFork_Type;
 static PyTypeObject EvCallback_Type;
 
+struct EvWaiter;
+static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
+
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
 static PyObject *evloop_stat_result = NULL; /* os.stat_result */
@@ -311,6 +314,7 @@ evloop_callback_new(PyObject *func, PyObject *args)
     cb->args = args; /* reference stolen */
     cb->next = NULL;
     cb->queued = 0;
+    cb->kind = EVLOOP_CB_CALL;
     return cb;
 }
 
@@ -385,7 +389,13 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
         args = cb->args;
         cb->callback = NULL;
         cb->args = NULL;
-        if (func != NULL) {
+        if (func != NULL && cb->kind == EVLOOP_CB_WAITER_SWITCH) {
+            /* sleep(0): resume the greenlet; errors were reported to the hub already */
+            if (evloop_waiter_switch((struct EvWaiter *)func, PyTuple_GET_ITEM(args, 0)) < 0)
+                evloop_report_error(self, (PyObject *)cb);
+            Py_DECREF(func);
+        }
+        else if (func != NULL) {
             res = PyObject_Vectorcall(func, &PyTuple_GET_ITEM(args, 0),
                                       PyTuple_GET_SIZE(args), NULL);
             if (res == NULL) {
@@ -515,7 +525,19 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         ev_ref(l);
         self->flags &= ~EVLOOP_W_UNREF;
     }
-    if (cb != NULL) {
+    if (cb != NULL && (self->flags & EVLOOP_W_SWITCH)) {
+        /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
+         * dispatch; the hub continues here when some greenlet switches back to it */
+        PyObject *args = self->args;
+        Py_INCREF(cb);
+        Py_INCREF(args);
+        if (evloop_waiter_switch((struct EvWaiter *)cb,
+                                 PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None) < 0)
+            evloop_report_error(self->loop, (PyObject *)self);
+        Py_DECREF(args);
+        Py_DECREF(cb);
+    }
+    else if (cb != NULL) {
         PyObject *args = self->args, *res;
         Py_ssize_t n = PyTuple_GET_SIZE(args);
         Py_INCREF(cb);
@@ -609,6 +631,7 @@ evloop_watcher_set_callback(EvWatcher *self, PyObject *const *args, Py_ssize_t n
     Py_INCREF(cb);
     Py_XSETREF(self->callback, cb);
     Py_XSETREF(self->args, tuple);
+    self->flags &= ~EVLOOP_W_SWITCH;
     return 0;
 }
 
@@ -2458,6 +2481,13 @@ pyloop_get_destroyed(EvLoop *self, void *c)
 }
 
 static PyObject *
+pyloop_get_polling(EvLoop *self, void *c)
+{
+    /* readable from other threads (the blocking monitor): set before the GIL is dropped */
+    return PyBool_FromLong(self->in_poll);
+}
+
+static PyObject *
 pyloop_get_iteration(EvLoop *self, void *c)
 {
     if (evloop_loop_alive(self) < 0)
@@ -2669,6 +2699,7 @@ static PyGetSetDef pyloop_getset[] = {
     {"default", (getter)pyloop_get_default, NULL, NULL, NULL},
     {"destroyed", (getter)pyloop_get_destroyed, NULL, NULL, NULL},
     {"iteration", (getter)pyloop_get_iteration, NULL, NULL, NULL},
+    {"polling", (getter)pyloop_get_polling, NULL, "the loop sits in its backend poll", NULL},
     {"depth", (getter)pyloop_get_depth, NULL, NULL, NULL},
     {"activecnt", (getter)pyloop_get_activecnt, NULL, NULL, NULL},
     {"pendingcnt", (getter)pyloop_get_pendingcnt, NULL, NULL, NULL},
@@ -2697,6 +2728,11 @@ static PyTypeObject EvLoop_Type = {
     .tp_methods = pyloop_methods,
     .tp_getset = pyloop_getset,
 };
+
+/* ------------------------------------------------------------------------------------ */
+/* the hub's hot path (one translation unit: it uses the loop and watcher internals)      */
+
+#include "evloop_hub.c"
 
 /* ------------------------------------------------------------------------------------ */
 /* the run_callback handle                                                                */
@@ -2847,6 +2883,12 @@ static PyMethodDef module_methods[] = {
     {"embeddable_backends", mod_embeddable_backends, METH_NOARGS, NULL},
     {"time", mod_time, METH_NOARGS, "libev's ev_time(): wall-clock time"},
     {"_after_fork_child", mod_after_fork_child, METH_NOARGS, NULL},
+    {"_hub_wait", (PyCFunction)(void (*)(void))mod_hub_wait, METH_FASTCALL,
+     "_hub_wait(hub, watcher): block the current greenlet until the watcher fires"},
+    {"_sleep", (PyCFunction)(void (*)(void))mod_hub_sleep, METH_FASTCALL,
+     "_sleep(hub, loop, seconds, ref)"},
+    {"_hub_configure", mod_hub_configure, METH_VARARGS, NULL},
+    {"getcurrent", mod_getcurrent, METH_NOARGS, "greenlet.getcurrent()"},
     {NULL}
 };
 
@@ -2896,6 +2938,11 @@ evloop_bootstrap(void)
     if (evloop_stat_result == NULL)
         return -1;
 
+    evloop_empty_tuple = PyTuple_New(0);
+    evloop_none_tuple = PyTuple_Pack(1, Py_None);
+    if (evloop_empty_tuple == NULL || evloop_none_tuple == NULL)
+        return -1;
+
     m = PyModule_Create(&evloop_moduledef);
     if (m == NULL)
         return -1;
@@ -2911,7 +2958,8 @@ evloop_bootstrap(void)
         || evloop_add_type(m, "child", &EvChild_Type) < 0
         || evloop_add_type(m, "stat", &EvStat_Type) < 0
         || evloop_add_type(m, "fork", &EvFork_Type) < 0
-        || evloop_add_type(m, "callback", &EvCallback_Type) < 0)
+        || evloop_add_type(m, "callback", &EvCallback_Type) < 0
+        || evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0)
         goto fail;
 #define ADDINT(name, value)                                                              \
     if (PyModule_AddIntConstant(m, name, value) < 0)                                     \

@@ -22,6 +22,11 @@
 #define EVLOOP_W_PASS_EVENTS 0x10 /* io: call callback(events, *args) */
 #define EVLOOP_W_SIGOWNED    0x20 /* signal: counted in the process-wide signal table */
 #define EVLOOP_W_CHILDCOUNT  0x40 /* child: counted towards the SIGCHLD handler */
+#define EVLOOP_W_SWITCH      0x80 /* callback is a Waiter: switch to its greenlet (hub) */
+
+/* run_callback queue entries */
+#define EVLOOP_CB_CALL          0 /* callback(*args) */
+#define EVLOOP_CB_WAITER_SWITCH 1 /* callback is a Waiter: waiter.switch(args[0]) */
 
 struct EvLoop;
 struct EvWatcher;
@@ -55,6 +60,7 @@ typedef struct EvCallback {
     PyObject *args;
     struct EvCallback *next;    /* queue link, owned reference while queued */
     int queued;
+    int kind;                   /* EVLOOP_CB_* */
 } EvCallback;
 
 typedef struct EvLoop {

@@ -25,6 +25,13 @@ def _rel(*parts: str) -> str:
         return path
 
 
+def _greenlet_include() -> str:
+    # greenlet ships its C API header inside its package (greenlet/greenlet.h)
+    import greenlet
+
+    return os.path.dirname(os.path.abspath(greenlet.__file__))
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(
     """
@@ -57,7 +64,7 @@ ffibuilder.set_source(
     int evloop_bootstrap(void);
     """,
     sources=[_rel("csrc", "evloop.c")],
-    include_dirs=[_rel("csrc"), _rel("vendor", "libev")],
+    include_dirs=[_rel("csrc"), _rel("vendor", "libev"), _greenlet_include()],
     depends=[_rel("csrc", name) for name in sorted(os.listdir(os.path.join(ROOT, "csrc")))],
     extra_compile_args=extra_compile_args,
     extra_link_args=extra_link_args,

@@ -24,7 +24,7 @@ from evloop._cext import (  # noqa: E402  (the bootstrap above creates this modu
     READ, SIGNAL, STAT, TIMER, UNDEF, WRITE, async_, callback, check, child,
     embeddable_backends, fork, get_header_version, get_version, idle, io, loop, prepare,
     recommended_backends, signal, stat, supported_backends, time, timer, watcher,
-    _after_fork_child,
+    _after_fork_child, Waiter, _hub_wait, _sleep, _hub_configure, getcurrent,
 )
 
 # A loop inherited through fork shares its epoll and wake-up fds with the parent: mark

@@ -1,0 +1,705 @@
+/* evloop_hub.c — the hub's hot path: Waiter, waiting on a watcher, sleep.
+ *
+ * Why it exists: a greenlet blocks by switching to the hub greenlet and is resumed by a
+ * watcher's event or a queued callback. Done in Python that is a chain of small calls
+ * (make a Waiter, bind its switch, start the watcher, switch, stop); here each is one C
+ * call, and the hub resumes a waiting greenlet straight from libev's dispatch through
+ * greenlet's C API.
+ *
+ * What it must not do: decide policy. Error reporting goes to the hub's handle_error (a
+ * Python method), LoopExit/errors are Python classes handed in by evloop.hub, and the hub
+ * greenlet itself is a Python object. This file is included by evloop.c (one translation
+ * unit: it uses the loop and watcher internals).
+ */
+#include "greenlet.h"
+
+static PyTypeObject EvWaiter_Type;
+
+/* Set by evloop.hub through _cext._hub_configure(). */
+static PyObject *evloop_exc_LoopExit = NULL;
+static PyObject *evloop_exc_BlockingSwitchOutError = NULL;
+static PyObject *evloop_exc_ConcurrentObjectUseError = NULL;
+static PyObject *evloop_exc_InvalidSwitchError = NULL;
+static PyObject *evloop_empty_tuple = NULL;
+static PyObject *evloop_none_tuple = NULL; /* (None,) */
+
+typedef struct EvWaiter {
+    PyObject_HEAD
+    PyObject *hub;      /* the hub greenlet (strong) */
+    PyObject *greenlet; /* the greenlet blocked in get(), or NULL */
+    PyObject *value;    /* strong or NULL */
+    PyObject *exc;      /* NULL: nothing yet; Py_None: value ready; tuple: exception */
+    PyObject *what;     /* optional: what get() waits for, for LoopExit messages */
+    PyObject *weakreflist;
+} EvWaiter;
+
+static int
+evloop_hub_ready(void)
+{
+    if (_PyGreenlet_API == NULL || evloop_exc_LoopExit == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "evloop.hub has not been imported");
+        return -1;
+    }
+    return 0;
+}
+
+/* Report an exception raised while the hub switched into a greenlet (or by a callback
+ * the hub ran) to hub.handle_error(context, type, value, tb). */
+static int
+evloop_hub_report(PyObject *hub, PyObject *context)
+{
+    PyObject *type, *value, *tb, *res;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    res = PyObject_CallMethod(hub, "handle_error", "OOOO", context ? context : Py_None,
+                              type ? type : Py_None, value ? value : Py_None,
+                              tb ? tb : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* --- Waiter ------------------------------------------------------------------------- */
+
+static PyObject *
+waiter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"hub", NULL};
+    PyObject *hub = Py_None;
+    EvWaiter *self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Waiter", kwlist, &hub))
+        return NULL;
+    if (hub == Py_None) {
+        PyObject *mod = PyImport_ImportModule("evloop.hub");
+        if (mod == NULL)
+            return NULL;
+        hub = PyObject_CallMethod(mod, "get_hub", NULL);
+        Py_DECREF(mod);
+        if (hub == NULL)
+            return NULL;
+    }
+    else {
+        Py_INCREF(hub);
+    }
+    if (evloop_hub_ready() < 0 || !PyGreenlet_Check(hub)) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "hub must be a greenlet, not %.100s",
+                         Py_TYPE(hub)->tp_name);
+        Py_DECREF(hub);
+        return NULL;
+    }
+    self = (EvWaiter *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(hub);
+        return NULL;
+    }
+    self->hub = hub;
+    return (PyObject *)self;
+}
+
+static EvWaiter *
+evloop_waiter_new(PyObject *hub)
+{
+    EvWaiter *self = PyObject_GC_New(EvWaiter, &EvWaiter_Type);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(hub);
+    self->hub = hub;
+    self->greenlet = self->value = self->exc = self->what = NULL;
+    self->weakreflist = NULL;
+    PyObject_GC_Track(self);
+    return self;
+}
+
+static int
+waiter_traverse(EvWaiter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->hub);
+    Py_VISIT(self->greenlet);
+    Py_VISIT(self->value);
+    Py_VISIT(self->exc);
+    Py_VISIT(self->what);
+    return 0;
+}
+
+static int
+waiter_clear_refs(EvWaiter *self)
+{
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->value);
+    Py_CLEAR(self->exc);
+    Py_CLEAR(self->what);
+    Py_CLEAR(self->hub);
+    return 0;
+}
+
+static void
+waiter_dealloc(EvWaiter *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    waiter_clear_refs(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Resume the waiting greenlet with value, or store it. Runs in the hub. */
+static int
+evloop_waiter_switch(EvWaiter *self, PyObject *value)
+{
+    PyObject *g, *args, *res;
+    if (self->greenlet == NULL) {
+        Py_INCREF(value);
+        Py_XSETREF(self->value, value);
+        Py_INCREF(Py_None);
+        Py_XSETREF(self->exc, Py_None);
+        return 0;
+    }
+    {
+        PyGreenlet *cur = PyGreenlet_GetCurrent();
+        int in_hub = (PyObject *)cur == self->hub;
+        Py_XDECREF(cur);
+        if (!in_hub) {
+            PyErr_SetString(PyExc_AssertionError,
+                            "Can only use Waiter.switch method from the Hub greenlet");
+            return -1;
+        }
+    }
+    g = self->greenlet;
+    Py_INCREF(g);
+    if (value == Py_None) {
+        args = evloop_none_tuple;
+        Py_INCREF(args);
+    }
+    else {
+        args = PyTuple_Pack(1, value);
+        if (args == NULL) {
+            Py_DECREF(g);
+            return -1;
+        }
+    }
+    res = PyGreenlet_Switch((PyGreenlet *)g, args, NULL);
+    Py_DECREF(args);
+    if (res == NULL) {
+        int r = evloop_hub_report(self->hub, g);
+        Py_DECREF(g);
+        return r;
+    }
+    Py_DECREF(res);
+    Py_DECREF(g);
+    return 0;
+}
+
+static PyObject *
+waiter_switch(EvWaiter *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "switch() takes at most one argument");
+        return NULL;
+    }
+    if (evloop_waiter_switch(self, nargs ? args[0] : Py_None) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+waiter_switch_args(EvWaiter *self, PyObject *args)
+{
+    if (evloop_waiter_switch(self, args) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+evloop_waiter_throw(EvWaiter *self, PyObject *throw_args)
+{
+    PyObject *g, *res, *typ = NULL, *val = NULL, *tb = NULL;
+    if (!PyArg_UnpackTuple(throw_args, "throw", 0, 3, &typ, &val, &tb))
+        return -1;
+    if (typ == NULL) {
+        typ = PyExc_GreenletExit;
+    }
+    if (self->greenlet == NULL) {
+        PyObject *t = PyTuple_Pack(3, typ, val ? val : Py_None, tb ? tb : Py_None);
+        if (t == NULL)
+            return -1;
+        Py_XSETREF(self->exc, t);
+        return 0;
+    }
+    {
+        PyGreenlet *cur = PyGreenlet_GetCurrent();
+        int in_hub = (PyObject *)cur == self->hub;
+        Py_XDECREF(cur);
+        if (!in_hub) {
+            PyErr_SetString(PyExc_AssertionError,
+                            "Can only use Waiter.throw method from the Hub greenlet");
+            return -1;
+        }
+    }
+    g = self->greenlet;
+    Py_INCREF(g);
+    res = PyGreenlet_Throw((PyGreenlet *)g, typ, val, tb == Py_None ? NULL : tb);
+    if (res == NULL) {
+        int r = evloop_hub_report(self->hub, g);
+        Py_DECREF(g);
+        return r;
+    }
+    Py_DECREF(res);
+    Py_DECREF(g);
+    return 0;
+}
+
+static PyObject *
+waiter_throw(EvWaiter *self, PyObject *args)
+{
+    if (evloop_waiter_throw(self, args) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* LoopExit reached a greenlet blocked on this waiter: say what it waited for. */
+static void
+evloop_explain_loopexit(PyObject *what, PyObject *hub)
+{
+    PyObject *type, *value, *tb, *msg, *exc;
+    if (!PyErr_ExceptionMatches(evloop_exc_LoopExit))
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    msg = PyUnicode_FromFormat(
+        "This operation would block forever: the current greenlet waits on %R and the hub "
+        "has no active watcher or queued callback left that could wake it (hub: %R)",
+        what ? what : Py_None, hub);
+    if (msg == NULL) {
+        PyErr_Restore(type, value, tb);
+        return;
+    }
+    exc = PyObject_CallFunctionObjArgs(evloop_exc_LoopExit, msg, NULL);
+    Py_DECREF(msg);
+    if (exc == NULL) {
+        PyErr_Restore(type, value, tb);
+        return;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    /* keep the hub's original as the cause */
+    if (value != NULL)
+        PyException_SetCause(exc, value);
+    PyErr_SetObject(evloop_exc_LoopExit, exc);
+    Py_DECREF(exc);
+}
+
+static PyObject *
+evloop_waiter_get(EvWaiter *self)
+{
+    PyGreenlet *cur;
+    PyObject *res;
+    if (self->exc != NULL) {
+        if (self->exc == Py_None) {
+            Py_INCREF(self->value);
+            return self->value;
+        }
+        /* a stored exception: raise it here, as getcurrent().throw(*exc) would */
+        {
+            PyObject *t = PyTuple_GET_ITEM(self->exc, 0), *v = PyTuple_GET_ITEM(self->exc, 1),
+                     *tb = PyTuple_GET_ITEM(self->exc, 2);
+            if (PyExceptionInstance_Check(t)) {
+                PyErr_SetObject((PyObject *)Py_TYPE(t), t);
+            }
+            else if (PyExceptionClass_Check(t)) {
+                Py_INCREF(t);
+                Py_XINCREF(v == Py_None ? NULL : v);
+                Py_XINCREF(tb == Py_None ? NULL : tb);
+                PyErr_Restore(t, v == Py_None ? NULL : v, tb == Py_None ? NULL : tb);
+            }
+            else {
+                PyErr_Format(PyExc_TypeError,
+                             "exceptions must derive from BaseException, not %.100s",
+                             Py_TYPE(t)->tp_name);
+            }
+            return NULL;
+        }
+    }
+    if (self->greenlet != NULL) {
+        PyErr_Format(evloop_exc_ConcurrentObjectUseError,
+                     "This Waiter is already used by %R", self->greenlet);
+        return NULL;
+    }
+    cur = PyGreenlet_GetCurrent();
+    if (cur == NULL)
+        return NULL;
+    if ((PyObject *)cur == self->hub) {
+        Py_DECREF(cur);
+        PyErr_SetString(evloop_exc_BlockingSwitchOutError,
+                        "Impossible to call blocking function in the event loop callback");
+        return NULL;
+    }
+    self->greenlet = (PyObject *)cur; /* reference moved */
+    res = PyGreenlet_Switch((PyGreenlet *)self->hub, evloop_empty_tuple, NULL);
+    Py_CLEAR(self->greenlet);
+    if (res == NULL)
+        evloop_explain_loopexit(self->what, self->hub);
+    return res;
+}
+
+static PyObject *
+waiter_get(EvWaiter *self, PyObject *unused)
+{
+    return evloop_waiter_get(self);
+}
+
+static PyObject *
+waiter_clear(EvWaiter *self, PyObject *unused)
+{
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->value);
+    Py_CLEAR(self->exc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+waiter_ready(EvWaiter *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->exc != NULL);
+}
+
+static PyObject *
+waiter_successful(EvWaiter *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->exc == Py_None);
+}
+
+/* link callback: waiter(source) resumes with source.value or throws source.exc_info */
+static PyObject *
+waiter_call(EvWaiter *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *source, *exc;
+    int r;
+    if (!PyArg_ParseTuple(args, "O:Waiter", &source))
+        return NULL;
+    exc = PyObject_GetAttrString(source, "exception");
+    if (exc == NULL)
+        return NULL;
+    if (exc == Py_None) {
+        PyObject *value = PyObject_GetAttrString(source, "value");
+        Py_DECREF(exc);
+        if (value == NULL)
+            return NULL;
+        r = evloop_waiter_switch(self, value);
+        Py_DECREF(value);
+    }
+    else {
+        PyObject *info = PyObject_GetAttrString(source, "exc_info");
+        Py_DECREF(exc);
+        if (info == NULL)
+            return NULL;
+        if (!PyTuple_Check(info)) {
+            PyObject *t = PySequence_Tuple(info);
+            Py_DECREF(info);
+            if (t == NULL)
+                return NULL;
+            info = t;
+        }
+        r = evloop_waiter_throw(self, info);
+        Py_DECREF(info);
+    }
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+waiter_get_value(EvWaiter *self, void *c)
+{
+    if (self->value == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self->value);
+    return self->value;
+}
+
+static PyObject *
+waiter_get_exc_info(EvWaiter *self, void *c)
+{
+    if (self->exc == NULL || self->exc == Py_None)
+        Py_RETURN_NONE;
+    Py_INCREF(self->exc);
+    return self->exc;
+}
+
+static PyObject *
+waiter_get_hub(EvWaiter *self, void *c)
+{
+    Py_INCREF(self->hub);
+    return self->hub;
+}
+
+static PyObject *
+waiter_get_greenlet(EvWaiter *self, void *c)
+{
+    if (self->greenlet == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self->greenlet);
+    return self->greenlet;
+}
+
+static PyObject *
+waiter_get_what(EvWaiter *self, void *c)
+{
+    if (self->what == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self->what);
+    return self->what;
+}
+
+static int
+waiter_set_what(EvWaiter *self, PyObject *v, void *c)
+{
+    Py_XINCREF(v);
+    Py_XSETREF(self->what, v);
+    return 0;
+}
+
+static PyObject *
+waiter_repr(EvWaiter *self)
+{
+    if (self->exc == NULL)
+        return PyUnicode_FromFormat("<Waiter at %p greenlet=%R>", self,
+                                    self->greenlet ? self->greenlet : Py_None);
+    if (self->exc == Py_None)
+        return PyUnicode_FromFormat("<Waiter at %p value=%R>", self,
+                                    self->value ? self->value : Py_None);
+    return PyUnicode_FromFormat("<Waiter at %p exc_info=%R>", self, self->exc);
+}
+
+static PyMethodDef waiter_methods[] = {
+    {"switch", (PyCFunction)(void (*)(void))waiter_switch, METH_FASTCALL,
+     "switch(value=None): resume the waiting greenlet with value (from the hub), or store it"},
+    {"switch_args", (PyCFunction)waiter_switch_args, METH_VARARGS, "switch(args)"},
+    {"throw", (PyCFunction)waiter_throw, METH_VARARGS,
+     "throw(type, value=None, tb=None): raise in the waiting greenlet, or store it"},
+    {"get", (PyCFunction)waiter_get, METH_NOARGS,
+     "return the stored value (raise the stored exception), or block until one comes"},
+    {"clear", (PyCFunction)waiter_clear, METH_NOARGS, NULL},
+    {"ready", (PyCFunction)waiter_ready, METH_NOARGS, NULL},
+    {"successful", (PyCFunction)waiter_successful, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyGetSetDef waiter_getset[] = {
+    {"value", (getter)waiter_get_value, NULL, NULL, NULL},
+    {"exc_info", (getter)waiter_get_exc_info, NULL, NULL, NULL},
+    {"hub", (getter)waiter_get_hub, NULL, NULL, NULL},
+    {"greenlet", (getter)waiter_get_greenlet, NULL, NULL, NULL},
+    {"what", (getter)waiter_get_what, (setter)waiter_set_what,
+     "what get() waits for (named in LoopExit messages)", NULL},
+    {NULL}
+};
+
+static PyTypeObject EvWaiter_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "evloop.hub.Waiter",
+    .tp_basicsize = sizeof(EvWaiter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Waiter(hub=None): a one-shot rendezvous between the hub and a greenlet",
+    .tp_new = waiter_new,
+    .tp_dealloc = (destructor)waiter_dealloc,
+    .tp_traverse = (traverseproc)waiter_traverse,
+    .tp_clear = (inquiry)waiter_clear_refs,
+    .tp_call = (ternaryfunc)waiter_call,
+    .tp_weaklistoffset = offsetof(EvWaiter, weakreflist),
+    .tp_repr = (reprfunc)waiter_repr,
+    .tp_methods = waiter_methods,
+    .tp_getset = waiter_getset,
+};
+
+/* --- waiting on a watcher -------------------------------------------------------------- */
+
+/* hub_wait(hub, watcher): start watcher so that its event switches back here, switch to
+ * the hub, stop the watcher whatever happened. The one way a greenlet blocks. */
+static PyObject *
+evloop_hub_wait(PyObject *hub, EvWatcher *w)
+{
+    EvWaiter *waiter;
+    PyObject *res, *args;
+    if (evloop_watcher_can_start(w) < 0)
+        return NULL;
+    if (ev_is_active(w->w)) {
+        PyErr_Format(evloop_exc_ConcurrentObjectUseError,
+                     "%R is already started; a watcher can have one waiter", w);
+        return NULL;
+    }
+    waiter = evloop_waiter_new(hub);
+    if (waiter == NULL)
+        return NULL;
+    args = PyTuple_Pack(1, (PyObject *)waiter);
+    if (args == NULL) {
+        Py_DECREF(waiter);
+        return NULL;
+    }
+    Py_INCREF(waiter);
+    Py_XSETREF(w->callback, (PyObject *)waiter);
+    Py_XSETREF(w->args, args);
+    w->flags |= EVLOOP_W_SWITCH;
+    w->flags &= ~EVLOOP_W_PASS_EVENTS;
+    if (evloop_watcher_activate(w) < 0) {
+        w->flags &= ~EVLOOP_W_SWITCH;
+        Py_CLEAR(w->callback);
+        Py_DECREF(waiter);
+        return NULL;
+    }
+    Py_INCREF(w);
+    waiter->what = (PyObject *)w;
+    Py_INCREF(w);
+    res = evloop_waiter_get(waiter);
+    /* stop whatever happened (timeout, kill): the watcher must not fire later */
+    evloop_watcher_stop_internal(w);
+    w->flags &= ~EVLOOP_W_SWITCH;
+    Py_CLEAR(w->callback);
+    Py_SETREF(w->args, evloop_empty_tuple);
+    Py_INCREF(evloop_empty_tuple);
+    Py_DECREF(w);
+    if (res != NULL && res != (PyObject *)waiter) {
+        PyErr_Format(evloop_exc_InvalidSwitchError,
+                     "Invalid switch into %R: got %R (expected %R)", w, res, waiter);
+        Py_DECREF(res);
+        res = NULL;
+    }
+    Py_DECREF(waiter);
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_hub_wait(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_hub_wait(hub, watcher)");
+        return NULL;
+    }
+    if (evloop_hub_ready() < 0)
+        return NULL;
+    if (!PyObject_TypeCheck(args[1], &EvWatcher_Type)) {
+        PyErr_Format(PyExc_TypeError, "wait() needs an evloop.core watcher, not %.100s",
+                     Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    return evloop_hub_wait(args[0], (EvWatcher *)args[1]);
+}
+
+/* _sleep(hub, loop, seconds, ref): seconds already validated (>= 0, finite or inf). */
+static PyObject *
+mod_hub_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *hub;
+    EvLoop *loop;
+    double seconds;
+    int ref;
+    if (nargs != 4 || !PyObject_TypeCheck(args[1], &EvLoop_Type)) {
+        PyErr_SetString(PyExc_TypeError, "_sleep(hub, loop, seconds, ref)");
+        return NULL;
+    }
+    if (evloop_hub_ready() < 0)
+        return NULL;
+    hub = args[0];
+    loop = (EvLoop *)args[1];
+    seconds = PyFloat_AsDouble(args[2]);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    ref = PyObject_IsTrue(args[3]);
+    if (ref < 0)
+        return NULL;
+    if (evloop_loop_alive(loop) < 0)
+        return NULL;
+    if (seconds <= 0.0) {
+        /* yield: queue "switch back to me" behind everything already queued */
+        EvWaiter *waiter = evloop_waiter_new(hub);
+        EvCallback *cb;
+        PyObject *res;
+        if (waiter == NULL)
+            return NULL;
+        Py_INCREF(evloop_none_tuple);
+        cb = evloop_callback_new((PyObject *)waiter, evloop_none_tuple);
+        if (cb == NULL) {
+            Py_DECREF(evloop_none_tuple);
+            Py_DECREF(waiter);
+            return NULL;
+        }
+        cb->kind = EVLOOP_CB_WAITER_SWITCH;
+        evloop_queue_append(loop, cb);
+        res = evloop_waiter_get(waiter);
+        if (res == NULL) {
+            /* killed or timed out while yielding: the queued switch must not resume us
+             * later; the waiter would only store the value, but drop it now */
+            Py_CLEAR(cb->callback);
+            Py_CLEAR(cb->args);
+        }
+        Py_DECREF(cb);
+        Py_DECREF(waiter);
+        if (res == NULL)
+            return NULL;
+        Py_DECREF(res);
+        Py_RETURN_NONE;
+    }
+    else {
+        EvTimer *t = (EvTimer *)EvTimer_Type.tp_alloc(&EvTimer_Type, 0);
+        PyObject *res;
+        if (t == NULL)
+            return NULL;
+        ev_timer_init(&t->t, (void (*)(struct ev_loop *, ev_timer *, int))evloop_watcher_cb,
+                      seconds, 0.0);
+        t->after = seconds;
+        if (evloop_watcher_setup(&t->base, loop, &evloop_kind_timer, (ev_watcher *)&t->t,
+                                 ref ? Py_True : Py_False, NULL) < 0) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        /* the loop's cached time may be a whole callback batch old: a sleep must not end
+         * early, so count from now */
+        ev_now_update(loop->ev);
+        res = evloop_hub_wait(hub, &t->base);
+        Py_DECREF(t);
+        return res;
+    }
+}
+
+/* _hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
+ *                InvalidSwitchError) — called once by evloop.hub */
+static PyObject *
+mod_hub_configure(PyObject *m, PyObject *args)
+{
+    PyObject *a, *b, *c, *d;
+    if (!PyArg_ParseTuple(args, "OOOO:_hub_configure", &a, &b, &c, &d))
+        return NULL;
+    if (_PyGreenlet_API == NULL) {
+        PyGreenlet_Import();
+        if (_PyGreenlet_API == NULL)
+            return NULL;
+    }
+    Py_INCREF(a);
+    Py_XSETREF(evloop_exc_LoopExit, a);
+    Py_INCREF(b);
+    Py_XSETREF(evloop_exc_BlockingSwitchOutError, b);
+    Py_INCREF(c);
+    Py_XSETREF(evloop_exc_ConcurrentObjectUseError, c);
+    Py_INCREF(d);
+    Py_XSETREF(evloop_exc_InvalidSwitchError, d);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_getcurrent(PyObject *m, PyObject *unused)
+{
+    if (_PyGreenlet_API == NULL) {
+        PyGreenlet_Import();
+        if (_PyGreenlet_API == NULL)
+            return NULL;
+    }
+    return (PyObject *)PyGreenlet_GetCurrent();
+}

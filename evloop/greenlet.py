@@ -1,0 +1,545 @@
+"""evloop.greenlet: Greenlet, spawn, joinall, killall, wait, iwait — gevent's names.
+
+Why it exists: it is the unit of concurrency users touch. A Greenlet runs a function in its
+own greenlet whose parent is the hub, records its value or exception, and notifies links
+(callbacks, other greenlets waiting in join/get/joinall) from the hub when it finishes.
+Waiting goes through Waiter (the hub's one way to block).
+
+What it must not do: lose a result or a link. A greenlet killed before it started still
+finishes (with GreenletExit as its value) and runs its links; exceptions raised by links
+go to the hub's handle_error and never stop the other links.
+"""
+import sys
+from collections import deque
+from itertools import count as _count
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
+
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from evloop.exceptions import InvalidSwitchError
+from evloop.hub import Waiter, _seconds, get_hub
+from evloop.timeout import Timeout
+
+__all__ = ["Greenlet", "spawn", "spawn_later", "joinall", "killall", "wait", "iwait",
+           "GreenletExit", "getcurrent"]
+
+_next_ident = _count(1).__next__
+_TIMEOUT = object()
+_NOT_STARTED = None
+# _start_event after the greenlet began running, or after kill() cancelled its start
+_STARTED = object()
+_CANCELLED = object()
+
+
+def _kill(glet: "Greenlet", exception: Any, waiter: Optional[Waiter]) -> None:
+    # runs in the hub
+    try:
+        if not glet.dead:
+            glet.throw(exception)
+    except BaseException:  # noqa: BLE001 - report, never break the hub
+        glet.parent.handle_error(glet, *sys.exc_info())
+    if waiter is not None:
+        waiter.switch(None)
+
+
+class Greenlet(greenlet):
+    """A greenlet running ``run(*args, **kwargs)`` with a result, links and kill/join.
+
+    Subclasses may define ``_run`` instead of passing ``run``.
+    """
+
+    def __init__(self, run: Optional[Callable[..., Any]] = None, *args: Any,
+                 **kwargs: Any) -> None:
+        hub = get_hub()
+        greenlet.__init__(self, None, hub)
+        if run is not None:
+            self._run = run
+        if not callable(getattr(self, "_run", None)):
+            raise TypeError("The run argument or self._run must be callable")
+        self.args = args
+        self.kwargs = kwargs
+        self.value: Any = None
+        self._exc_info: Optional[tuple] = None
+        self._links: List[Callable[..., Any]] = []
+        self._notifier: Any = None
+        self._start_event: Any = _NOT_STARTED
+        self._ident: Optional[int] = None
+        self._name: Optional[str] = None
+        self._hub = hub
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def loop(self):
+        return self._hub.loop
+
+    @property
+    def minimal_ident(self) -> int:
+        """A small integer naming this greenlet (unique in the process)."""
+        if self._ident is None:
+            self._ident = _next_ident()
+        return self._ident
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = f"Greenlet-{self.minimal_ident}"
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
+    def __bool__(self) -> bool:
+        # scheduled or running, and not finished
+        return self._start_event is not _NOT_STARTED and self._exc_info is None \
+            and self._start_event is not _CANCELLED
+
+    @property
+    def started(self) -> bool:
+        """True once start()/start_later() was called (also when finished or killed)."""
+        return self._start_event is not _NOT_STARTED
+
+    @property
+    def dead(self) -> bool:
+        """Finished running, or killed before it could start."""
+        if self._start_event is _CANCELLED:
+            return True
+        return greenlet.dead.__get__(self)
+
+    def ready(self) -> bool:
+        """Finished: it returned, raised, or was killed."""
+        return self._exc_info is not None or self.dead
+
+    def successful(self) -> bool:
+        """Finished without an exception (being killed with GreenletExit counts as success,
+        as in gevent)."""
+        return self._exc_info is not None and self._exc_info[1] is None
+
+    @property
+    def exception(self) -> Optional[BaseException]:
+        """The exception it finished with, or None."""
+        return self._exc_info[1] if self._exc_info is not None else None
+
+    @property
+    def exc_info(self) -> Optional[tuple]:
+        """(type, value, traceback) if it finished with an exception, else None."""
+        ei = self._exc_info
+        if ei is not None and ei[0] is not None:
+            return ei
+        return None
+
+    def __repr__(self) -> str:
+        func = getattr(self, "_run", None)
+        if func is not None:
+            fname = getattr(func, "__qualname__", None) or repr(func)
+            parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+            desc = f": {fname}({', '.join(parts)})"
+        else:
+            desc = ""
+        state = []
+        if self.dead:
+            state.append("dead")
+        elif self:
+            state.append("started")
+        return (f'<{type(self).__name__} "{self.name}" at {id(self):#x}'
+                f'{" " + ",".join(state) if state else ""}{desc}>')
+
+    # -- starting ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Schedule the greenlet to run at the hub's next iteration (idempotent)."""
+        if self._start_event is _NOT_STARTED:
+            self._start_event = self._hub.loop.run_callback(self.switch)
+
+    def start_later(self, seconds: float) -> None:
+        """Schedule the greenlet to run after ``seconds``."""
+        if self._start_event is _NOT_STARTED:
+            timer = self._hub.loop.timer(_seconds(seconds))
+            timer.start(self.switch, update=True)
+            self._start_event = timer
+
+    @classmethod
+    def spawn(cls, *args: Any, **kwargs: Any) -> "Greenlet":
+        """Create and start a greenlet: ``Greenlet.spawn(func, *args, **kwargs)``."""
+        g = cls(*args, **kwargs)
+        g.start()
+        return g
+
+    @classmethod
+    def spawn_later(cls, seconds: float, *args: Any, **kwargs: Any) -> "Greenlet":
+        g = cls(*args, **kwargs)
+        g.start_later(seconds)
+        return g
+
+    def _cancel_start(self) -> None:
+        event = self._start_event
+        if event is not _NOT_STARTED and event is not _STARTED and event is not _CANCELLED:
+            event.stop()
+            if hasattr(event, "close"):
+                event.close()
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._cancel_start()
+            self._start_event = _STARTED
+            try:
+                result = self._run(*self.args, **self.kwargs)
+            except BaseException:  # noqa: BLE001 - reported through _report_error
+                self._report_error(sys.exc_info())
+            else:
+                self._report_result(result)
+        finally:
+            self.__dict__.pop("_run", None)
+            self.args = ()
+            self.kwargs = {}
+
+    def _report_result(self, result: Any) -> None:
+        self._exc_info = (None, None, None)
+        self.value = result
+        if self._links and self._notifier is None:
+            self._notifier = self._hub.loop.run_callback(self._notify_links)
+
+    def _report_error(self, exc_info: tuple) -> None:
+        if isinstance(exc_info[1], GreenletExit):
+            self._report_result(exc_info[1])
+            return
+        self._exc_info = exc_info
+        if self._links and self._notifier is None:
+            self._notifier = self._hub.loop.run_callback(self._notify_links)
+        try:
+            self._hub.handle_error(self, *exc_info)
+        finally:
+            del exc_info
+
+    def _raise_exception(self) -> None:
+        ei = self._exc_info
+        raise ei[1].with_traceback(ei[2])
+
+    # -- links ---------------------------------------------------------------------------
+
+    def rawlink(self, callback: Callable[["Greenlet"], Any]) -> None:
+        """Call ``callback(self)`` from the hub when this greenlet finishes."""
+        if not callable(callback):
+            raise TypeError(f"Expected callable: {callback!r}")
+        self._links.append(callback)
+        if self.ready() and self._links and self._notifier is None:
+            self._notifier = self._hub.loop.run_callback(self._notify_links)
+
+    def link(self, callback: Any, SpawnedLink: Any = None) -> None:
+        """Run ``callback(self)`` in a new greenlet when this one finishes. ``callback`` may
+        also be a greenlet, which is switched to with this greenlet as the value."""
+        if isinstance(callback, greenlet):
+            target = callback
+            self.rawlink(lambda source: _switch_link(target, source))
+            return
+        if not callable(callback):
+            raise TypeError(f"Expected callable: {callback!r}")
+        self.rawlink(_SpawnedLink(callback))
+
+    def link_value(self, callback: Any) -> None:
+        """Like link(), but only if the greenlet finished successfully."""
+        self.rawlink(_SpawnedLink(callback, only=True))
+
+    def link_exception(self, callback: Any) -> None:
+        """Like link(), but only if the greenlet finished with an exception."""
+        self.rawlink(_SpawnedLink(callback, only=False))
+
+    def unlink(self, callback: Callable[..., Any]) -> None:
+        """Remove a callback added by link/rawlink (links compare by equality)."""
+        try:
+            self._links.remove(callback)
+        except ValueError:
+            pass
+
+    def unlink_all(self) -> None:
+        del self._links[:]
+
+    def has_links(self) -> bool:
+        return bool(self._links)
+
+    def _notify_links(self) -> None:
+        # runs in the hub; a link may add more links
+        links = self._links
+        while links:
+            link = links.pop(0)
+            try:
+                link(self)
+            except BaseException:  # noqa: BLE001 - one bad link must not stop the others
+                self._hub.handle_error((link, self), *sys.exc_info())
+        self._notifier = None
+
+    # -- waiting and killing ---------------------------------------------------------------
+
+    def _wait_ready(self, timeout: Optional[float]) -> bool:
+        """Block until ready (True) or timeout (False)."""
+        if self.ready():
+            return True
+        hub = self._hub
+        waiter = Waiter(hub)
+        waiter.what = self
+        switch = waiter.switch
+        self.rawlink(switch)
+        timer = None
+        if timeout is not None:
+            timer = hub.loop.timer(_seconds(timeout, "timeout"))
+            timer.start(switch, _TIMEOUT, update=True)
+        try:
+            result = waiter.get()
+        finally:
+            if timer is not None:
+                timer.close()
+            self.unlink(switch)
+        if result is _TIMEOUT:
+            return False
+        if result is not self:
+            raise InvalidSwitchError(f"Invalid switch into Greenlet.join(): {result!r}")
+        return True
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait until the greenlet finishes or ``timeout`` seconds pass; never raises its
+        exception."""
+        self._wait_ready(timeout)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """The greenlet's return value, or raise its exception. ``block=False`` raises
+        Timeout if it has not finished; ``timeout`` bounds the wait (Timeout on expiry)."""
+        if self.ready():
+            if self.successful():
+                return self.value
+            self._raise_exception()
+        if not block:
+            raise Timeout()
+        if not self._wait_ready(timeout):
+            raise Timeout(timeout)
+        if self.successful():
+            return self.value
+        self._raise_exception()
+
+    def kill(self, exception: Any = GreenletExit, block: bool = True,
+             timeout: Optional[float] = None) -> None:
+        """Raise ``exception`` in the greenlet (from the hub) and, if ``block``, wait for it
+        to finish (up to ``timeout``). A greenlet that never started is marked dead with
+        ``exception`` as its result and its links run; killing a dead greenlet does nothing.
+        """
+        self._cancel_start()
+        if self.dead:
+            return
+        if not greenlet.__bool__(self) and not greenlet.dead.__get__(self):
+            # never ran: finish it here, without switching into it
+            self._start_event = _CANCELLED
+            exc = exception() if isinstance(exception, type) else exception
+            self._report_error((type(exc), exc, None))
+            return
+        waiter = Waiter(self._hub) if block else None
+        self._hub.loop.run_callback(_kill, self, exception, waiter)
+        if block:
+            waiter.get()
+            self.join(timeout)
+
+    def throw(self, *args: Any) -> Any:
+        """Raise an exception in the greenlet now (switching into it); prefer kill()."""
+        self._cancel_start()
+        return greenlet.throw(self, *args)
+
+
+def _switch_link(target: greenlet, source: Greenlet) -> None:
+    target.switch(source)
+
+
+class _SpawnedLink:
+    """A link that runs its callback in a new greenlet (``only``: True = on success,
+    False = on failure, None = always)."""
+
+    __slots__ = ("callback", "only")
+
+    def __init__(self, callback: Callable[..., Any], only: Optional[bool] = None) -> None:
+        if not callable(callback):
+            raise TypeError(f"Expected callable: {callback!r}")
+        self.callback = callback
+        self.only = only
+
+    def __call__(self, source: Greenlet) -> None:
+        if self.only is not None and source.successful() is not self.only:
+            return
+        g = greenlet(self.callback, get_hub())
+        g.switch(source)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, _SpawnedLink):
+            return self.callback == other.callback and self.only == other.only
+        return self.callback == other
+
+    def __hash__(self) -> int:
+        return hash(self.callback)
+
+
+def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Greenlet:
+    """Create a Greenlet running ``function(*args, **kwargs)`` and start it."""
+    g = Greenlet(function, *args, **kwargs)
+    g.start()
+    return g
+
+
+def spawn_later(seconds: float, function: Callable[..., Any], *args: Any,
+                **kwargs: Any) -> Greenlet:
+    """Create a Greenlet and start it after ``seconds``."""
+    g = Greenlet(function, *args, **kwargs)
+    g.start_later(seconds)
+    return g
+
+
+# -- waiting on several objects --------------------------------------------------------------
+
+def _check_waitable(objects: Iterable[Any]) -> List[Any]:
+    objects = list(objects)
+    for obj in objects:
+        if not callable(getattr(obj, "rawlink", None)):
+            raise TypeError(f"cannot wait on {obj!r}: it is not a Greenlet or another object "
+                            f"with rawlink() (Event, AsyncResult, ...)")
+    return objects
+
+
+class _Collector:
+    """Receives ready objects from links (in the hub) and wakes the waiting greenlet once
+    ``count`` have arrived (or on every arrival for iwait)."""
+
+    def __init__(self, hub: Any, wanted: int) -> None:
+        self.waiter = Waiter(hub)
+        self.ready: deque = deque()
+        self.wanted = wanted
+
+    def __call__(self, obj: Any) -> None:
+        self.ready.append(obj)
+        if len(self.ready) >= self.wanted and not self.waiter.ready():
+            self.waiter.switch(None)
+
+    def timeout(self) -> None:
+        if not self.waiter.ready():
+            self.waiter.switch(_TIMEOUT)
+
+
+def iwait(objects: Optional[Sequence[Any]], timeout: Optional[float] = None,
+          count: Optional[int] = None) -> Iterator[Any]:
+    """Yield objects (greenlets, events, ...) as they become ready, at most ``count`` of
+    them, until ``timeout`` seconds have passed. ``objects=None``: wait for the hub's loop
+    to have nothing left to do, yielding nothing."""
+    hub = get_hub()
+    if objects is None:
+        hub.join(timeout=timeout)
+        return
+    objects = _check_waitable(objects)
+    total = len(objects) if count is None else min(max(count, 0), len(objects))
+    if total == 0:
+        return
+    collector = _Collector(hub, 1)
+    collector.waiter.what = objects
+    timer = None
+    if timeout is not None:
+        timer = hub.loop.timer(_seconds(timeout, "timeout"), priority=-1)
+        timer.start(collector.timeout, update=True)
+    try:
+        for obj in objects:
+            obj.rawlink(collector)
+        done = 0
+        while done < total:
+            if not collector.ready:
+                if collector.waiter.get() is _TIMEOUT:
+                    return
+                collector.waiter.clear()
+            while collector.ready and done < total:
+                done += 1
+                yield collector.ready.popleft()
+    finally:
+        if timer is not None:
+            timer.close()
+        for obj in objects:
+            unlink = getattr(obj, "unlink", None)
+            if unlink is not None:
+                unlink(collector)
+
+
+def wait(objects: Optional[Sequence[Any]] = None, timeout: Optional[float] = None,
+         count: Optional[int] = None) -> Any:
+    """Wait until ``count`` (default: all) of ``objects`` are ready or ``timeout`` passes;
+    return the list of those that are ready, in the order they became so.
+    ``objects=None``: wait for the loop to run out of work; return True if it did."""
+    hub = get_hub()
+    if objects is None:
+        return hub.join(timeout=timeout)
+    objects = _check_waitable(objects)
+    total = len(objects) if count is None else min(max(count, 0), len(objects))
+    if total == 0:
+        return []
+    collector = _Collector(hub, total)
+    collector.waiter.what = objects
+    timer = None
+    if timeout is not None:
+        timer = hub.loop.timer(_seconds(timeout, "timeout"), priority=-1)
+        timer.start(collector.timeout, update=True)
+    try:
+        for obj in objects:
+            obj.rawlink(collector)
+        if len(collector.ready) < total:
+            collector.waiter.get()
+        result = list(collector.ready)
+        return result[:total]
+    finally:
+        if timer is not None:
+            timer.close()
+        for obj in objects:
+            unlink = getattr(obj, "unlink", None)
+            if unlink is not None:
+                unlink(collector)
+
+
+def joinall(greenlets: Sequence[Any], timeout: Optional[float] = None,
+            raise_error: bool = False, count: Optional[int] = None) -> List[Any]:
+    """Wait for ``greenlets`` to finish (at most ``timeout`` seconds, at most ``count`` of
+    them); return those that finished. ``raise_error``: raise the first exception one of
+    them finished with."""
+    if not raise_error:
+        return wait(greenlets, timeout=timeout, count=count)
+    done = []
+    for obj in iwait(greenlets, timeout=timeout, count=count):
+        if getattr(obj, "exception", None) is not None:
+            if hasattr(obj, "_raise_exception"):
+                obj._raise_exception()
+            raise obj.exception
+        done.append(obj)
+    return done
+
+
+def _killall(greenlets: List[Any], exception: Any, waiter: Optional[Waiter]) -> None:
+    # runs in the hub
+    for g in greenlets:
+        if g.dead:
+            continue
+        try:
+            if isinstance(g, Greenlet) and not greenlet.__bool__(g) and not g.dead:
+                g.kill(exception, block=False)  # never ran: finished without a switch
+            else:
+                g.throw(exception)
+        except BaseException:  # noqa: BLE001
+            get_hub().handle_error(g, *sys.exc_info())
+    if waiter is not None:
+        waiter.switch(None)
+
+
+def killall(greenlets: Sequence[Any], exception: Any = GreenletExit, block: bool = True,
+            timeout: Optional[float] = None) -> None:
+    """Kill every greenlet (raising ``exception`` in each, from the hub) and, if ``block``,
+    wait up to ``timeout`` for them to finish."""
+    greenlets = list(greenlets)
+    if not greenlets:
+        return
+    hub = get_hub()
+    if block:
+        waiter = Waiter(hub)
+        hub.loop.run_callback(_killall, greenlets, exception, waiter)
+        waiter.get()
+        joinall(greenlets, timeout=timeout)
+    else:
+        hub.loop.run_callback(_killall, greenlets, exception, None)

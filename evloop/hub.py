@@ -1,0 +1,443 @@
+"""evloop.hub: one hub greenlet per thread, and the one way to block.
+
+Why it exists: the hub greenlet runs the thread's ``evloop.core`` loop. A greenlet that must
+wait starts a watcher whose event resumes it and switches to the hub (``Hub.wait`` /
+``Waiter.get`` — both in C, ``csrc/evloop_hub.c``); the hub resumes it from inside libev's
+dispatch. Everything blocking in evloop goes through that path.
+
+What it must not do: block itself (a blocking call made from the hub raises
+BlockingSwitchOutError), import the greenlet API above it, or run user code except through
+loop callbacks and ``handle_error``.
+"""
+import os
+import sys
+import threading
+import time
+import traceback
+from _thread import _local, get_ident
+from typing import Any, Callable, Optional
+
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from evloop import core
+from evloop._config import get_config
+from evloop.exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError,
+                               HubDestroyed, InvalidSwitchError, LoopExit)
+
+__all__ = ["Hub", "Waiter", "get_hub", "get_hub_if_exists", "set_hub", "sleep", "idle",
+           "reinit", "spawn_raw", "kill", "signal_handler", "fork", "getcurrent",
+           "GreenletExit", "LoopExit", "BlockingSwitchOutError", "ConcurrentObjectUseError",
+           "InvalidSwitchError", "HubDestroyed"]
+
+core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
+                    InvalidSwitchError)
+
+#: A one-shot rendezvous: ``get()`` blocks the current greenlet until the hub calls
+#: ``switch(value)`` or ``throw(exc)`` (either may come first). Implemented in C.
+Waiter = core.Waiter
+
+_hub_wait = core._hub_wait
+_sleep = core._sleep
+
+# _thread._local, not threading.local: monkey-patching may later make threading.local
+# greenlet-local, but a hub belongs to an OS thread.
+_state = _local()
+_main_thread_ident = threading.main_thread().ident
+
+
+def _thread_main_greenlet() -> greenlet:
+    g = getcurrent()
+    while g.parent is not None:
+        g = g.parent
+    return g
+
+
+class Hub(greenlet):
+    """The greenlet that runs a thread's event loop.
+
+    ``handle_error`` receives every exception raised by loop callbacks: ordinary errors are
+    printed with their traceback (and the loop keeps running); ``SYSTEM_ERROR``
+    (KeyboardInterrupt, SystemExit, SystemError) is raised in the thread's main greenlet.
+    """
+
+    SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
+    NOT_ERROR = (GreenletExit, SystemExit)
+
+    def __init__(self, loop: Optional[core.loop] = None, default: Optional[bool] = None):
+        greenlet.__init__(self, parent=_thread_main_greenlet())
+        config = get_config()
+        self.thread_ident = get_ident()
+        if loop is None:
+            if default is None:
+                default = self.thread_ident == _main_thread_ident
+            loop = core.loop(flags=config.backend, default=default)
+        self.loop: Optional[core.loop] = loop
+        loop.error_handler = self
+        self.exception_stream = sys.stderr
+        self._threadpool = None
+        self._resolver = None
+        self._monitor: Optional["_BlockingMonitor"] = None
+        self.name = ""
+        if config.monitor_thread:
+            self.start_monitor(config.max_blocking_time)
+
+    def __repr__(self) -> str:
+        state = "dead" if self.dead else ("running" if self else "not started")
+        return (f"<{type(self).__name__} at {id(self):#x} {state} thread={self.thread_ident} "
+                f"loop={self.loop!r}>")
+
+    @property
+    def main_hub(self) -> bool:
+        return self.thread_ident == _main_thread_ident
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The hub greenlet's body: run the loop; when it runs out of work, tell the
+        parent (the thread's main greenlet) with LoopExit, and run again when resumed."""
+        assert self is getcurrent(), "Do not call Hub.run() directly"
+        while self.loop is not None:
+            loop = self.loop
+            loop.error_handler = self
+            try:
+                loop.run()
+            except GreenletExit:
+                raise  # the hub is being destroyed or collected: leave
+            except self.SYSTEM_ERROR:
+                # a Python signal handler (SIGINT) raised while the loop polled
+                self.handle_system_error(*sys.exc_info())
+                continue
+            except BaseException:
+                # the loop's own failure (e.g. the backend fd was closed under it)
+                self.parent.throw(*sys.exc_info())
+                continue
+            if self.loop is None:
+                break
+            self.parent.throw(LoopExit("This operation would block forever", self))
+
+    def wait(self, watcher: Any) -> None:
+        """Block the current greenlet until ``watcher`` fires; the watcher is stopped
+        whatever happens (timeout, kill). The one way to block."""
+        _hub_wait(self, watcher)
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """From the thread's main greenlet: run the loop until it has nothing left to do
+        (True) or ``timeout`` seconds passed (False)."""
+        if getcurrent() is not self.parent:
+            raise AssertionError("only possible from the main greenlet of the hub's thread")
+        if self.dead:
+            return True
+        waiter = Waiter(self)
+        timer = None
+        if timeout is not None:
+            timer = self.loop.timer(_seconds(timeout, "timeout"), ref=False)
+            timer.start(waiter.switch, None)
+        try:
+            try:
+                waiter.get()
+            except LoopExit:
+                return True
+        finally:
+            if timer is not None:
+                timer.close()
+        return False
+
+    # -- errors --------------------------------------------------------------------------
+
+    def handle_error(self, context: Any, type: Any, value: Any, tb: Any) -> None:
+        if type is None:
+            return
+        if isinstance(value, str):  # gevent compatibility: handle_error(ctx, T, "msg", tb)
+            value = type(value)
+        if issubclass(type, GreenletExit) and getcurrent() is self:
+            # thrown into the hub itself (destroy, or the hub being collected): leave run()
+            raise value
+        if not issubclass(type, self.NOT_ERROR):
+            self.print_exception(context, type, value, tb)
+        if context is None or issubclass(type, self.SYSTEM_ERROR):
+            self.handle_system_error(type, value, tb)
+
+    def handle_system_error(self, type: Any, value: Any, tb: Any = None) -> None:
+        """Raise KeyboardInterrupt/SystemExit/SystemError in the main greenlet."""
+        if not issubclass(type, self.SYSTEM_ERROR):
+            return
+        current = getcurrent()
+        if current is self or current is self.parent or self.loop is None:
+            self.parent.throw(type, value, tb)
+        else:
+            self.loop.run_callback(self.parent.throw, type, value, tb)
+
+    def print_exception(self, context: Any, type: Any, value: Any, tb: Any) -> None:
+        stream = self.exception_stream
+        if stream is None:
+            return
+        try:
+            traceback.print_exception(type, value, tb, file=stream)
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            stream.write(f"{when} {self._describe(context)} failed with "
+                         f"{getattr(type, '__name__', type)}\n\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a broken stream must not break the loop
+            pass
+
+    @staticmethod
+    def _describe(context: Any) -> str:
+        if context is None:
+            return "<hub>"
+        try:
+            return repr(context)
+        except Exception:  # noqa: BLE001
+            return f"<{type(context).__name__} object (repr failed)>"
+
+    # -- services ------------------------------------------------------------------------
+
+    def start_monitor(self, max_blocking_time: Optional[float] = None) -> "_BlockingMonitor":
+        """Start a thread that reports when this hub has not come back to its loop for
+        longer than ``max_blocking_time`` seconds (default: the configured 0.1 s)."""
+        if self._monitor is None:
+            if max_blocking_time is None:
+                max_blocking_time = get_config().max_blocking_time
+            self._monitor = _BlockingMonitor(self, _seconds(max_blocking_time,
+                                                             "max_blocking_time"))
+            self._monitor.start()
+        return self._monitor
+
+    @property
+    def threadpool(self):
+        if self._threadpool is None:
+            from evloop.threadpool import ThreadPool  # noqa: PLC0415 (layer above)
+            self._threadpool = ThreadPool(get_config().threadpool_size, hub=self)
+        return self._threadpool
+
+    def destroy(self, destroy_loop: Optional[bool] = None) -> None:
+        """Stop the hub: its monitor and thread pool, its greenlet (which leaves the loop),
+        and the loop itself when ``destroy_loop`` (default: unless it is the default
+        loop). Greenlets still waiting in this hub are never resumed."""
+        if self._monitor is not None:
+            self._monitor.stop()
+            self._monitor = None
+        if self._threadpool is not None:
+            try:
+                self._threadpool.kill()
+            finally:
+                self._threadpool = None
+        loop = self.loop
+        if self and not self.dead and getcurrent() is not self:
+            # suspended inside loop.run(): make it leave (it returns to us, its parent,
+            # or to its parent if we are another greenlet)
+            try:
+                self.throw(HubDestroyed)
+            except HubDestroyed:
+                pass
+        self.loop = None
+        if loop is not None:
+            if destroy_loop is None:
+                destroy_loop = not loop.default
+            if destroy_loop:
+                loop.destroy()
+            elif not loop.destroyed and loop.error_handler is self:
+                loop.error_handler = None
+        if getattr(_state, "hub", None) is self:
+            _state.hub = None
+
+
+def get_hub_if_exists() -> Optional[Hub]:
+    """This thread's hub, or None."""
+    return getattr(_state, "hub", None)
+
+
+def get_hub() -> Hub:
+    """This thread's hub, created on first use (on the default loop in the main thread)."""
+    try:
+        hub = _state.hub
+    except AttributeError:
+        hub = None
+    if hub is None:
+        hub = _state.hub = Hub()
+    return hub
+
+
+def set_hub(hub: Optional[Hub]) -> None:
+    _state.hub = hub
+
+
+def _seconds(value: Any, what: str = "seconds") -> float:
+    """Validate a duration: a real number, not NaN; negative means 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what} must be a number, not {type(value).__name__}") from None
+    if value != value:
+        raise ValueError(f"{what} must not be NaN")
+    return value if value > 0 else 0.0
+
+
+def sleep(seconds: float = 0, ref: bool = True) -> None:
+    """Block the current greenlet for ``seconds``; ``sleep(0)`` yields: every other ready
+    greenlet and queued callback runs first (the loop also polls for I/O at least once per
+    batch of callbacks). Negative values count as 0 (as in gevent); NaN raises ValueError.
+    ``ref=False``: the sleep alone does not keep the loop (and so LoopExit) away."""
+    hub = get_hub()
+    if seconds.__class__ is not int or seconds != 0:
+        seconds = _seconds(seconds)
+    _sleep(hub, hub.loop, seconds, ref)
+
+
+def idle(priority: int = 0) -> None:
+    """Block until the loop has nothing else of this or higher priority to do."""
+    hub = get_hub()
+    watcher = hub.loop.idle()
+    if priority:
+        watcher.priority = priority
+    hub.wait(watcher)
+
+
+def reinit(hub: Optional[Hub] = None) -> None:
+    """After fork, in the child: reinitialise the hub's loop (evloop also does this
+    automatically after ``os.fork()``)."""
+    hub = hub if hub is not None else get_hub_if_exists()
+    if hub is None or hub.loop is None:
+        return
+    hub.loop.reinit()
+    pool = hub._threadpool
+    if pool is not None and hasattr(pool, "_on_fork"):
+        pool._on_fork()
+
+
+def fork() -> int:
+    """``os.fork()`` that reinitialises the hub in the child."""
+    pid = os.fork()
+    if pid == 0:
+        reinit()
+    return pid
+
+
+def spawn_raw(function: Callable[..., Any], *args: Any, **kwargs: Any) -> greenlet:
+    """Run ``function(*args, **kwargs)`` in a new plain greenlet, started from the hub at
+    its next iteration; exceptions go to the hub's handle_error."""
+    if not callable(function):
+        raise TypeError(f"function must be callable, not {type(function).__name__}")
+    hub = get_hub()
+    if kwargs:
+        g = greenlet(lambda: function(*args, **kwargs), hub)
+        hub.loop.run_callback(g.switch)
+    else:
+        g = greenlet(function, hub)
+        hub.loop.run_callback(g.switch, *args)
+    return g
+
+
+def kill(greenlet_: Any, exception: Any = GreenletExit) -> None:
+    """Kill a greenlet without waiting: a Greenlet's own ``kill(block=False)``, or for a raw
+    greenlet, raise ``exception`` in it from the hub."""
+    if getattr(greenlet_, "dead", False):
+        return
+    killer = getattr(greenlet_, "kill", None)
+    if killer is not None:
+        killer(exception=exception, block=False)
+    else:
+        get_hub().loop.run_callback(greenlet_.throw, exception)
+
+
+class signal_handler:
+    """Call ``handler(*args, **kwargs)`` in a new greenlet each time signal ``signum``
+    arrives; ``cancel()`` stops it. The watcher does not keep the loop alive."""
+
+    def __init__(self, signum: int, handler: Callable[..., Any], *args: Any,
+                 **kwargs: Any) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        self.hub = get_hub()
+        self.signum = signum
+        self.handler = handler
+        self.args = args
+        self.kwargs = kwargs
+        self.watcher = self.hub.loop.signal(signum, ref=False)
+        self.watcher.start(self._start)
+
+    @property
+    def ref(self) -> bool:
+        return self.watcher.ref
+
+    @ref.setter
+    def ref(self, value: bool) -> None:
+        self.watcher.ref = value
+
+    def cancel(self) -> None:
+        self.watcher.stop()
+        self.watcher.close()
+
+    def _start(self) -> None:
+        greenlet(self._handle, self.hub).switch()
+
+    def _handle(self) -> None:
+        try:
+            self.handler(*self.args, **self.kwargs)
+        except BaseException:  # noqa: BLE001 - reported like any callback error
+            self.hub.handle_error(None, *sys.exc_info())
+
+    def __repr__(self) -> str:
+        return f"<signal_handler signum={self.signum} handler={self.handler!r}>"
+
+
+class _BlockingMonitor:
+    """A thread that reports when the hub has not come back to its loop for longer than a
+    threshold, printing the stack of what blocks it.
+
+    It reads the loop's iteration counter and whether the loop sits in its poll (both
+    under the GIL). A loop that is polling is idle, not blocked; one whose iteration has
+    not moved for ``max_blocking_time`` while not polling is held by a greenlet or a
+    callback that does not yield."""
+
+    def __init__(self, hub: Hub, max_blocking_time: float) -> None:
+        self.hub = hub
+        self.max_blocking_time = max_blocking_time
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.reports = 0
+        self.stream = sys.stderr
+
+    def start(self) -> None:
+        start_new = threading.Thread(target=self._run, name="evloop-monitor", daemon=True)
+        self._thread = start_new
+        start_new.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+
+    def _run(self) -> None:
+        hub = self.hub
+        interval = self.max_blocking_time / 2
+        last_iteration = None
+        since = time.monotonic()
+        reported_for = None
+        while not self._stop.wait(interval):
+            loop = hub.loop
+            if loop is None or loop.destroyed:
+                return
+            iteration = loop.iteration
+            now = time.monotonic()
+            if loop.polling or iteration != last_iteration or not hub:
+                last_iteration = iteration
+                since = now
+                reported_for = None
+                continue
+            if now - since >= self.max_blocking_time and reported_for != iteration:
+                reported_for = iteration
+                self._report(now - since)
+
+    def _report(self, blocked_for: float) -> None:
+        frame = sys._current_frames().get(self.hub.thread_ident)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "?\n"
+        self.reports += 1
+        try:
+            self.stream.write(
+                f"evloop: the hub in thread {self.hub.thread_ident} has not returned to its "
+                f"loop for {blocked_for:.3f}s (threshold {self.max_blocking_time}s); "
+                f"the blocking greenlet is at:\n{stack}\n")
+            self.stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
