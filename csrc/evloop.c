@@ -2910,6 +2910,60 @@ evloop_add_type(PyObject *m, const char *name, PyTypeObject *t)
     return 0;
 }
 
+/* --- a cache in front of CPython's arena allocator ---------------------------------------
+ *
+ * CPython 3.11+ gives each new greenlet's frames a fresh 16 KiB data-stack chunk from the
+ * arena allocator, which is mmap/munmap: two system calls and page faults per greenlet
+ * started (measured here: ~8 us of a greenlet's ~9 us start-to-finish). Keeping a few
+ * freed small blocks for reuse makes spawning a greenlet cost what the Python work costs.
+ * Only blocks up to 64 KiB are kept (obmalloc's 1 MiB arenas still go back to the OS), at
+ * most EVLOOP_ARENA_CACHE of them. Arena functions are always called with the GIL held.
+ */
+#define EVLOOP_ARENA_CACHE 64
+#define EVLOOP_ARENA_MAX_CACHED (64 * 1024)
+static PyObjectArenaAllocator evloop_arena_prev;
+static struct { void *ptr; size_t size; } evloop_arena_cache[EVLOOP_ARENA_CACHE];
+static int evloop_arena_ncached = 0;
+
+static void *
+evloop_arena_alloc(void *ctx, size_t size)
+{
+    for (int i = evloop_arena_ncached - 1; i >= 0; i--) {
+        if (evloop_arena_cache[i].size == size) {
+            void *p = evloop_arena_cache[i].ptr;
+            evloop_arena_cache[i] = evloop_arena_cache[--evloop_arena_ncached];
+            return p;
+        }
+    }
+    return evloop_arena_prev.alloc(evloop_arena_prev.ctx, size);
+}
+
+static void
+evloop_arena_free(void *ctx, void *ptr, size_t size)
+{
+    if (ptr != NULL && size <= EVLOOP_ARENA_MAX_CACHED
+        && evloop_arena_ncached < EVLOOP_ARENA_CACHE) {
+        evloop_arena_cache[evloop_arena_ncached].ptr = ptr;
+        evloop_arena_cache[evloop_arena_ncached].size = size;
+        evloop_arena_ncached++;
+        return;
+    }
+    evloop_arena_prev.free(evloop_arena_prev.ctx, ptr, size);
+}
+
+static void
+evloop_install_arena_cache(void)
+{
+    static PyObjectArenaAllocator mine = {NULL, evloop_arena_alloc, evloop_arena_free};
+    const char *env = getenv("EVLOOP_ARENA_CACHE");
+    if (env != NULL && strcmp(env, "0") == 0)
+        return;
+    PyObject_GetArenaAllocator(&evloop_arena_prev);
+    if (evloop_arena_prev.alloc == evloop_arena_alloc)
+        return;
+    PyObject_SetArenaAllocator(&mine);
+}
+
 /* Called once by evloop.core through the cffi module: builds evloop._cext and registers it
  * in sys.modules. Returns 0, or -1 with a Python exception printed by cffi's caller. */
 int
@@ -3005,6 +3059,7 @@ evloop_bootstrap(void)
         goto fail;
     Py_DECREF(m);
     ev_set_syserr_cb(evloop_syserr_cb);
+    evloop_install_arena_cache();
     done = 1;
     return 0;
 fail:

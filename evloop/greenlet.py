@@ -18,6 +18,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 from evloop.exceptions import InvalidSwitchError
 from evloop.hub import Waiter, _seconds, get_hub
+from evloop.hub import _state as _hub_state
 from evloop.timeout import Timeout
 
 __all__ = ["Greenlet", "spawn", "spawn_later", "joinall", "killall", "wait", "iwait",
@@ -29,6 +30,7 @@ _NOT_STARTED = None
 # _start_event after the greenlet began running, or after kill() cancelled its start
 _STARTED = object()
 _CANCELLED = object()
+_EMPTY_KWARGS: dict = {}
 
 
 def _kill(glet: "Greenlet", exception: Any, waiter: Optional[Waiter]) -> None:
@@ -48,23 +50,32 @@ class Greenlet(greenlet):
     Subclasses may define ``_run`` instead of passing ``run``.
     """
 
+    # Defaults live on the class so that a new greenlet writes only what it must.
+    value: Any = None
+    _exc_info: Optional[tuple] = None
+    _notifier: Any = None
+    _start_event: Any = _NOT_STARTED
+    _ident: Optional[int] = None
+    _name: Optional[str] = None
+
     def __init__(self, run: Optional[Callable[..., Any]] = None, *args: Any,
                  **kwargs: Any) -> None:
-        hub = get_hub()
+        try:
+            hub = _hub_state.hub
+        except AttributeError:
+            hub = None
+        if hub is None:
+            hub = get_hub()
         greenlet.__init__(self, None, hub)
         if run is not None:
+            if not callable(run):
+                raise TypeError(f"The run argument must be callable, not {type(run).__name__}")
             self._run = run
-        if not callable(getattr(self, "_run", None)):
+        elif not callable(getattr(self, "_run", None)):
             raise TypeError("The run argument or self._run must be callable")
         self.args = args
         self.kwargs = kwargs
-        self.value: Any = None
-        self._exc_info: Optional[tuple] = None
         self._links: List[Callable[..., Any]] = []
-        self._notifier: Any = None
-        self._start_event: Any = _NOT_STARTED
-        self._ident: Optional[int] = None
-        self._name: Optional[str] = None
         self._hub = hub
 
     # -- state -------------------------------------------------------------------------
@@ -183,18 +194,23 @@ class Greenlet(greenlet):
 
     def run(self) -> None:
         try:
-            self._cancel_start()
+            event = self._start_event
+            if event is not _NOT_STARTED and event is not _STARTED and event is not _CANCELLED:
+                event.stop()  # switched into before the scheduled start: cancel it
             self._start_event = _STARTED
             try:
                 result = self._run(*self.args, **self.kwargs)
             except BaseException:  # noqa: BLE001 - reported through _report_error
                 self._report_error(sys.exc_info())
             else:
-                self._report_result(result)
+                self._exc_info = (None, None, None)
+                self.value = result
+                if self._links and self._notifier is None:
+                    self._notifier = self._hub.loop.run_callback(self._notify_links)
         finally:
             self.__dict__.pop("_run", None)
             self.args = ()
-            self.kwargs = {}
+            self.kwargs = _EMPTY_KWARGS
 
     def _report_result(self, result: Any) -> None:
         self._exc_info = (None, None, None)
@@ -225,7 +241,7 @@ class Greenlet(greenlet):
         if not callable(callback):
             raise TypeError(f"Expected callable: {callback!r}")
         self._links.append(callback)
-        if self.ready() and self._links and self._notifier is None:
+        if (self._exc_info is not None or self.dead) and self._notifier is None:
             self._notifier = self._hub.loop.run_callback(self._notify_links)
 
     def link(self, callback: Any, SpawnedLink: Any = None) -> None:
@@ -379,7 +395,7 @@ class _SpawnedLink:
 def spawn(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Greenlet:
     """Create a Greenlet running ``function(*args, **kwargs)`` and start it."""
     g = Greenlet(function, *args, **kwargs)
-    g.start()
+    g._start_event = g._hub.loop.run_callback(g.switch)
     return g
 
 
@@ -412,8 +428,9 @@ class _Collector:
         self.wanted = wanted
 
     def __call__(self, obj: Any) -> None:
-        self.ready.append(obj)
-        if len(self.ready) >= self.wanted and not self.waiter.ready():
+        ready = self.ready
+        ready.append(obj)
+        if len(ready) == self.wanted:
             self.waiter.switch(None)
 
     def timeout(self) -> None:
@@ -479,20 +496,24 @@ def wait(objects: Optional[Sequence[Any]] = None, timeout: Optional[float] = Non
     if timeout is not None:
         timer = hub.loop.timer(_seconds(timeout, "timeout"), priority=-1)
         timer.start(collector.timeout, update=True)
+    ready = collector.ready
     try:
         for obj in objects:
             obj.rawlink(collector)
-        if len(collector.ready) < total:
+        if len(ready) < total:
             collector.waiter.get()
-        result = list(collector.ready)
-        return result[:total]
+        return list(ready)[:total]
     finally:
         if timer is not None:
             timer.close()
-        for obj in objects:
-            unlink = getattr(obj, "unlink", None)
-            if unlink is not None:
-                unlink(collector)
+        if len(ready) < len(objects):
+            # the links of objects that did not finish must not fire later
+            done = set(map(id, ready))
+            for obj in objects:
+                if id(obj) not in done:
+                    unlink = getattr(obj, "unlink", None)
+                    if unlink is not None:
+                        unlink(collector)
 
 
 def joinall(greenlets: Sequence[Any], timeout: Optional[float] = None,
