@@ -50,6 +50,7 @@ static PyTypeObject EvCallback_Type;
 
 struct EvWaiter;
 static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
+static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -389,7 +390,14 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
         args = cb->args;
         cb->callback = NULL;
         cb->args = NULL;
-        if (func != NULL && cb->kind == EVLOOP_CB_WAITER_SWITCH) {
+        if (func != NULL && cb->kind == EVLOOP_CB_GREENLET_SWITCH) {
+            /* sleep(0): resume the yielding greenlet (its sleep clears this entry if it
+             * is interrupted first, so a stale entry never resumes it) */
+            if (evloop_greenlet_resume(self, func) < 0)
+                evloop_report_error(self, (PyObject *)cb);
+            Py_DECREF(func);
+        }
+        else if (func != NULL && cb->kind == EVLOOP_CB_WAITER_SWITCH) {
             /* sleep(0): resume the greenlet; errors were reported to the hub already */
             if (evloop_waiter_switch((struct EvWaiter *)func, PyTuple_GET_ITEM(args, 0)) < 0)
                 evloop_report_error(self, (PyObject *)cb);
@@ -2889,6 +2897,10 @@ static PyMethodDef module_methods[] = {
      "_sleep(hub, loop, seconds, ref)"},
     {"_hub_configure", mod_hub_configure, METH_VARARGS, NULL},
     {"getcurrent", mod_getcurrent, METH_NOARGS, "greenlet.getcurrent()"},
+    {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_FASTCALL | METH_KEYWORDS,
+     "sleep(seconds=0, ref=True)"},
+    {"_get_hub_if_exists", mod_get_hub_if_exists, METH_NOARGS, NULL},
+    {"_set_hub", mod_set_hub, METH_O, NULL},
     {NULL}
 };
 

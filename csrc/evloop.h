@@ -27,6 +27,7 @@
 /* run_callback queue entries */
 #define EVLOOP_CB_CALL          0 /* callback(*args) */
 #define EVLOOP_CB_WAITER_SWITCH 1 /* callback is a Waiter: waiter.switch(args[0]) */
+#define EVLOOP_CB_GREENLET_SWITCH 2 /* callback is a greenlet yielding in sleep(0) */
 
 struct EvLoop;
 struct EvWatcher;

@@ -14,6 +14,7 @@
 #include "greenlet.h"
 
 static PyTypeObject EvWaiter_Type;
+static PyObject *evloop_current_hub(void);
 
 /* Set by evloop.hub through _cext._hub_configure(). */
 static PyObject *evloop_exc_LoopExit = NULL;
@@ -593,6 +594,66 @@ mod_hub_wait(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     return evloop_hub_wait(args[0], (EvWatcher *)args[1]);
 }
 
+/* The hub side of sleep(0): switch back into the greenlet queued by evloop_yield. */
+static int
+evloop_greenlet_resume(EvLoop *loop, PyObject *g)
+{
+    PyObject *res;
+    if (PyGreenlet_ACTIVE((PyGreenlet *)g) == 0 && PyGreenlet_STARTED((PyGreenlet *)g))
+        return 0; /* dead meanwhile */
+    res = PyGreenlet_Switch((PyGreenlet *)g, evloop_none_tuple, NULL);
+    if (res == NULL) {
+        PyObject *hub = evloop_current_hub();
+        if (hub == NULL)
+            return -1;
+        return evloop_hub_report(hub, g);
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* sleep(0): queue "switch back to me" behind everything already queued, switch to the
+ * hub. No Waiter: the queue entry names the greenlet, and is disarmed if the greenlet is
+ * resumed by anything else (kill, Timeout) first. */
+static PyObject *
+evloop_yield(PyObject *hub, EvLoop *loop)
+{
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    EvCallback *cb;
+    PyObject *res;
+    if (cur == NULL)
+        return NULL;
+    if ((PyObject *)cur == hub) {
+        Py_DECREF(cur);
+        PyErr_SetString(evloop_exc_BlockingSwitchOutError,
+                        "Impossible to call blocking function in the event loop callback");
+        return NULL;
+    }
+    Py_INCREF(evloop_none_tuple);
+    cb = evloop_callback_new((PyObject *)cur, evloop_none_tuple);
+    Py_DECREF(cur);
+    if (cb == NULL) {
+        Py_DECREF(evloop_none_tuple);
+        return NULL;
+    }
+    cb->kind = EVLOOP_CB_GREENLET_SWITCH;
+    evloop_queue_append(loop, cb);
+    res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
+    if (cb->callback != NULL) {
+        /* resumed by something other than our queue entry: disarm it */
+        Py_CLEAR(cb->callback);
+        Py_CLEAR(cb->args);
+    }
+    Py_DECREF(cb);
+    if (res == NULL) {
+        if (PyErr_ExceptionMatches(evloop_exc_LoopExit))
+            evloop_explain_loopexit(Py_None, hub);
+        return NULL;
+    }
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
 /* _sleep(hub, loop, seconds, ref): seconds already validated (>= 0, finite or inf). */
 static PyObject *
 mod_hub_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
@@ -617,36 +678,8 @@ mod_hub_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (evloop_loop_alive(loop) < 0)
         return NULL;
-    if (seconds <= 0.0) {
-        /* yield: queue "switch back to me" behind everything already queued */
-        EvWaiter *waiter = evloop_waiter_new(hub);
-        EvCallback *cb;
-        PyObject *res;
-        if (waiter == NULL)
-            return NULL;
-        Py_INCREF(evloop_none_tuple);
-        cb = evloop_callback_new((PyObject *)waiter, evloop_none_tuple);
-        if (cb == NULL) {
-            Py_DECREF(evloop_none_tuple);
-            Py_DECREF(waiter);
-            return NULL;
-        }
-        cb->kind = EVLOOP_CB_WAITER_SWITCH;
-        evloop_queue_append(loop, cb);
-        res = evloop_waiter_get(waiter);
-        if (res == NULL) {
-            /* killed or timed out while yielding: the queued switch must not resume us
-             * later; the waiter would only store the value, but drop it now */
-            Py_CLEAR(cb->callback);
-            Py_CLEAR(cb->args);
-        }
-        Py_DECREF(cb);
-        Py_DECREF(waiter);
-        if (res == NULL)
-            return NULL;
-        Py_DECREF(res);
-        Py_RETURN_NONE;
-    }
+    if (seconds <= 0.0)
+        return evloop_yield(hub, loop);
     else {
         EvTimer *t = (EvTimer *)EvTimer_Type.tp_alloc(&EvTimer_Type, 0);
         PyObject *res;
@@ -669,14 +702,166 @@ mod_hub_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     }
 }
 
+/* --- the current thread's hub --------------------------------------------------------- *
+ * Kept in the thread state's dict (per OS thread, shared by its greenlets, freed when the
+ * thread ends) so that C (sleep) and Python (evloop.hub.get_hub) read the same slot. */
+
+static PyObject *evloop_hub_key = NULL;       /* interned "evloop.hub" */
+static PyObject *evloop_hub_factory = NULL;   /* evloop.hub.get_hub, for the slow path */
+static PyObject *evloop_zero = NULL;
+static PyObject *evloop_str_loop = NULL;
+
+static PyObject *
+evloop_current_hub(void) /* borrowed, or NULL without an exception */
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL)
+        return NULL;
+    return PyDict_GetItemWithError(d, evloop_hub_key);
+}
+
+static PyObject *
+mod_get_hub_if_exists(PyObject *m, PyObject *unused)
+{
+    PyObject *hub = evloop_current_hub();
+    if (hub == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(hub);
+    return hub;
+}
+
+static PyObject *
+mod_set_hub(PyObject *m, PyObject *hub)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (d == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no thread state dict");
+        return NULL;
+    }
+    if (hub == Py_None) {
+        if (PyDict_DelItem(d, evloop_hub_key) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError))
+                return NULL;
+            PyErr_Clear();
+        }
+        Py_RETURN_NONE;
+    }
+    if (PyDict_SetItem(d, evloop_hub_key, hub) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+evloop_get_hub(void) /* new reference */
+{
+    PyObject *hub = evloop_current_hub();
+    if (hub != NULL) {
+        Py_INCREF(hub);
+        return hub;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    if (evloop_hub_factory == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "evloop.hub has not been imported");
+        return NULL;
+    }
+    return PyObject_CallNoArgs(evloop_hub_factory);
+}
+
+/* sleep(seconds=0, ref=True): the public evloop.sleep. Negative counts as 0 (gevent). */
+static PyObject *
+mod_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *secobj = nargs > 0 ? args[0] : NULL, *refobj = nargs > 1 ? args[1] : NULL;
+    PyObject *hub, *loop, *res, *call[4];
+    double seconds = 0.0;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "sleep() takes at most 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+            if (PyUnicode_CompareWithASCIIString(k, "seconds") == 0 && secobj == NULL)
+                secobj = args[nargs + i];
+            else if (PyUnicode_CompareWithASCIIString(k, "ref") == 0 && refobj == NULL)
+                refobj = args[nargs + i];
+            else {
+                PyErr_Format(PyExc_TypeError, "sleep() got an unexpected keyword argument %R",
+                             k);
+                return NULL;
+            }
+        }
+    }
+    /* sleep(0): CPython's small int 0 is a singleton, so the common case is one compare */
+    if (secobj != NULL && secobj != evloop_zero) {
+        if (PyBool_Check(secobj) || !(PyFloat_Check(secobj) || PyLong_Check(secobj)
+                                      || PyNumber_Check(secobj))) {
+            PyErr_Format(PyExc_TypeError, "seconds must be a number, not %.100s",
+                         Py_TYPE(secobj)->tp_name);
+            return NULL;
+        }
+        seconds = PyFloat_AsDouble(secobj);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (isnan(seconds)) {
+            PyErr_SetString(PyExc_ValueError, "seconds must not be NaN");
+            return NULL;
+        }
+        if (seconds < 0.0)
+            seconds = 0.0;
+    }
+    hub = evloop_get_hub();
+    if (hub == NULL)
+        return NULL;
+    loop = PyObject_GetAttr(hub, evloop_str_loop);
+    if (loop == NULL) {
+        Py_DECREF(hub);
+        return NULL;
+    }
+    if (seconds <= 0.0 && PyObject_TypeCheck(loop, &EvLoop_Type)
+        && ((EvLoop *)loop)->ev != NULL) {
+        res = evloop_yield(hub, (EvLoop *)loop);
+        Py_DECREF(loop);
+        Py_DECREF(hub);
+        return res;
+    }
+    call[0] = hub;
+    call[1] = loop;
+    call[2] = PyFloat_FromDouble(seconds);
+    call[3] = refobj ? refobj : Py_True;
+    if (call[2] == NULL)
+        res = NULL;
+    else
+        res = mod_hub_sleep(m, call, 4);
+    Py_XDECREF(call[2]);
+    Py_DECREF(loop);
+    Py_DECREF(hub);
+    return res;
+}
+
 /* _hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
  *                InvalidSwitchError) — called once by evloop.hub */
 static PyObject *
 mod_hub_configure(PyObject *m, PyObject *args)
 {
-    PyObject *a, *b, *c, *d;
-    if (!PyArg_ParseTuple(args, "OOOO:_hub_configure", &a, &b, &c, &d))
+    PyObject *a, *b, *c, *d, *factory;
+    if (!PyArg_ParseTuple(args, "OOOOO:_hub_configure", &a, &b, &c, &d, &factory))
         return NULL;
+    Py_INCREF(factory);
+    Py_XSETREF(evloop_hub_factory, factory);
+    if (evloop_zero == NULL)
+        evloop_zero = PyLong_FromLong(0);
+    if (evloop_str_loop == NULL && (evloop_str_loop = PyUnicode_InternFromString("loop")) == NULL)
+        return NULL;
+    if (evloop_hub_key == NULL) {
+        evloop_hub_key = PyUnicode_InternFromString("evloop.hub");
+        if (evloop_hub_key == NULL)
+            return NULL;
+    }
     if (_PyGreenlet_API == NULL) {
         PyGreenlet_Import();
         if (_PyGreenlet_API == NULL)

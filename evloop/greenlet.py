@@ -18,7 +18,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 from evloop.exceptions import InvalidSwitchError
 from evloop.hub import Waiter, _seconds, get_hub
-from evloop.hub import _state as _hub_state
+from evloop.hub import _get_hub_if_exists
 from evloop.timeout import Timeout
 
 __all__ = ["Greenlet", "spawn", "spawn_later", "joinall", "killall", "wait", "iwait",
@@ -60,10 +60,7 @@ class Greenlet(greenlet):
 
     def __init__(self, run: Optional[Callable[..., Any]] = None, *args: Any,
                  **kwargs: Any) -> None:
-        try:
-            hub = _hub_state.hub
-        except AttributeError:
-            hub = None
+        hub = _get_hub_if_exists()
         if hub is None:
             hub = get_hub()
         greenlet.__init__(self, None, hub)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from _thread import _local, get_ident
+from _thread import get_ident
 from typing import Any, Callable, Optional
 
 from greenlet import GreenletExit, getcurrent, greenlet
@@ -29,8 +29,6 @@ __all__ = ["Hub", "Waiter", "get_hub", "get_hub_if_exists", "set_hub", "sleep", 
            "GreenletExit", "LoopExit", "BlockingSwitchOutError", "ConcurrentObjectUseError",
            "InvalidSwitchError", "HubDestroyed"]
 
-core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
-                    InvalidSwitchError)
 
 #: A one-shot rendezvous: ``get()`` blocks the current greenlet until the hub calls
 #: ``switch(value)`` or ``throw(exc)`` (either may come first). Implemented in C.
@@ -38,10 +36,11 @@ Waiter = core.Waiter
 
 _hub_wait = core._hub_wait
 _sleep = core._sleep
-
-# _thread._local, not threading.local: monkey-patching may later make threading.local
-# greenlet-local, but a hub belongs to an OS thread.
-_state = _local()
+# The thread's hub lives in the thread state's dict (per OS thread, shared by its greenlets,
+# released when the thread ends; monkey-patching cannot make it greenlet-local), read by
+# these two C functions and by the C sleep().
+_get_hub_if_exists = core._get_hub_if_exists
+_set_hub = core._set_hub
 _main_thread_ident = threading.main_thread().ident
 
 
@@ -237,28 +236,30 @@ class Hub(greenlet):
                 loop.destroy()
             elif not loop.destroyed and loop.error_handler is self:
                 loop.error_handler = None
-        if getattr(_state, "hub", None) is self:
-            _state.hub = None
+        if _get_hub_if_exists() is self:
+            _set_hub(None)
 
 
 def get_hub_if_exists() -> Optional[Hub]:
     """This thread's hub, or None."""
-    return getattr(_state, "hub", None)
+    return _get_hub_if_exists()
 
 
 def get_hub() -> Hub:
     """This thread's hub, created on first use (on the default loop in the main thread)."""
-    try:
-        hub = _state.hub
-    except AttributeError:
-        hub = None
+    hub = _get_hub_if_exists()
     if hub is None:
-        hub = _state.hub = Hub()
+        hub = Hub()
+        _set_hub(hub)
     return hub
 
 
 def set_hub(hub: Optional[Hub]) -> None:
-    _state.hub = hub
+    _set_hub(hub)
+
+
+core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
+                    InvalidSwitchError, get_hub)
 
 
 def _seconds(value: Any, what: str = "seconds") -> float:
@@ -273,15 +274,12 @@ def _seconds(value: Any, what: str = "seconds") -> float:
     return value if value > 0 else 0.0
 
 
-def sleep(seconds: float = 0, ref: bool = True) -> None:
-    """Block the current greenlet for ``seconds``; ``sleep(0)`` yields: every other ready
-    greenlet and queued callback runs first (the loop also polls for I/O at least once per
-    batch of callbacks). Negative values count as 0 (as in gevent); NaN raises ValueError.
-    ``ref=False``: the sleep alone does not keep the loop (and so LoopExit) away."""
-    hub = get_hub()
-    if seconds.__class__ is not int or seconds != 0:
-        seconds = _seconds(seconds)
-    _sleep(hub, hub.loop, seconds, ref)
+#: sleep(seconds=0, ref=True): block the current greenlet for ``seconds``; ``sleep(0)``
+#: yields: every other ready greenlet and queued callback runs first (the loop also polls
+#: for I/O at least once per batch of callbacks). Negative values count as 0 (as in
+#: gevent); NaN raises ValueError, a non-number TypeError. ``ref=False``: the sleep alone
+#: does not keep the loop (and so LoopExit) away. Implemented in C.
+sleep = core._c_sleep
 
 
 def idle(priority: int = 0) -> None:

@@ -1,80 +1,81 @@
-"""evloop demo: one evloop.core loop serving timers, a socket, a signal and callbacks.
+"""evloop demo: greenlets in plain blocking style, running concurrently on one thread.
 
-Run: python examples/demo.py — prints what each watcher saw and how long it took.
-Everything here happens on one thread: the loop waits in epoll and calls each callback
-straight from C when its event arrives.
+Run: python examples/demo.py — three scenes, each printing what happened and how long it
+took:
+1. five greenlets sleep 0.1-0.5 s each: together they take the longest sleep, not the sum;
+2. a producer and two consumers pass 20 items through a bounded Queue;
+3. joinall with a timeout: the fast workers' values are collected, the slow one is killed.
 """
-import os
-import signal
-import socket
-import threading
 import time
 
-from evloop import core
+import evloop
+from evloop.queue import Queue
 
 
-def main() -> None:
-    loop = core.loop(default=True)
-    t0 = time.perf_counter()
-    log = []
+def scene(title: str) -> float:
+    print(f"\n== {title}")
+    return time.perf_counter()
 
-    def note(what: str) -> None:
-        log.append(what)
-        print(f"{(time.perf_counter() - t0) * 1000:7.1f} ms  {what}")
 
-    # a repeating timer and a one-shot timer that stops it
-    ticks = loop.timer(0.05, 0.05)
-    ticks.start(lambda: note("tick"))
-    loop.timer(0.22).start(lambda: (ticks.stop(), note("stopped the ticker")))
+def overlapping_sleeps() -> None:
+    t0 = scene("overlapping sleeps")
 
-    # an io watcher on a socket pair, fed by another timer
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    reader = loop.io(a.fileno(), core.READ)
+    def nap(seconds: float) -> float:
+        evloop.sleep(seconds)
+        return seconds
 
-    def on_readable() -> None:
-        data = a.recv(100)
-        note(f"io: read {data!r}")
-        reader.stop()
+    greenlets = [evloop.spawn(nap, s / 10) for s in (3, 1, 5, 2, 4)]
+    evloop.joinall(greenlets)
+    took = time.perf_counter() - t0
+    total = sum(g.value for g in greenlets)
+    print(f"5 greenlets slept {total:.1f} s in all; wall time {took:.2f} s "
+          f"(the longest sleep is 0.5 s)")
 
-    reader.start(on_readable)
-    loop.timer(0.1).start(b.send, b"hello from the socket")
 
-    # a signal watcher: the process signals itself
-    usr1 = loop.signal(signal.SIGUSR1)
-    usr1.start(lambda: (note("signal: got SIGUSR1"), usr1.stop()))
-    loop.timer(0.15).start(os.kill, os.getpid(), signal.SIGUSR1)
+def producer_consumer() -> None:
+    t0 = scene("producer/consumer over a Queue(maxsize=3)")
+    queue: Queue = Queue(maxsize=3)
+    eaten = {"alice": [], "bob": []}
 
-    # another thread wakes the loop through run_callback_threadsafe
-    keepalive = loop.async_()
-    keepalive.start(lambda: None)
+    def producer() -> None:
+        for item in range(20):
+            queue.put(item)        # blocks while 3 items wait
+        for _ in eaten:
+            queue.put(StopIteration)
 
-    def from_thread() -> None:
-        time.sleep(0.18)
-        loop.run_callback_threadsafe(lambda: (note("callback from another thread"),
-                                              keepalive.stop()))
+    def consumer(name: str) -> None:
+        for item in queue:         # blocks for the next item; StopIteration ends it
+            eaten[name].append(item)
+            evloop.sleep(0.01)     # pretend to work
 
-    threading.Thread(target=from_thread).start()
+    evloop.joinall([evloop.spawn(producer)] + [evloop.spawn(consumer, n) for n in eaten])
+    took = time.perf_counter() - t0
+    for name, items in eaten.items():
+        print(f"{name} ate {len(items)} items: {items}")
+    print(f"20 items, 2 consumers x 10 ms each: {took:.2f} s (one consumer would take 0.2 s)")
 
-    # callbacks scheduled by callbacks run in the same batch, FIFO
-    chain = []
 
-    def link(n: int) -> None:
-        chain.append(n)
-        if n < 100_000:
-            loop.run_callback(link, n + 1)
-        else:
-            note(f"run_callback chain: {len(chain):,} callbacks done")
+def joinall_with_timeout() -> None:
+    t0 = scene("joinall(timeout=0.3) over workers of 0.1, 0.2 and 2.0 s")
 
-    loop.run_callback(link, 1)
+    def worker(name: str, seconds: float) -> str:
+        evloop.sleep(seconds)
+        return f"{name} done after {seconds} s"
 
-    loop.run()
-    elapsed = time.perf_counter() - t0
-    a.close()
-    b.close()
-    print(f"loop.run() returned after {elapsed * 1000:.0f} ms: no watcher left; "
-          f"{len(log)} events on backend {loop.backend!r}, {core.get_version()}")
+    workers = [evloop.spawn(worker, n, s) for n, s in (("fast", 0.1), ("medium", 0.2),
+                                                       ("slow", 2.0))]
+    done = evloop.joinall(workers, timeout=0.3)
+    print("finished in time:", [g.value for g in done])
+    late = [g for g in workers if not g.ready()]
+    evloop.killall(late)
+    print(f"killed {len(late)} late worker(s); dead now: {[g.dead for g in late]}")
+    print(f"took {time.perf_counter() - t0:.2f} s")
 
 
 if __name__ == "__main__":
-    main()
+    start = time.perf_counter()
+    overlapping_sleeps()
+    producer_consumer()
+    joinall_with_timeout()
+    print(f"\nall scenes: {time.perf_counter() - start:.2f} s on one thread, "
+          f"loop backend {evloop.get_hub().loop.backend!r}")
