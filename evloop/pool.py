@@ -23,10 +23,11 @@ from greenlet import GreenletExit, getcurrent
 from evloop.greenlet import Greenlet, joinall
 from evloop.hub import Waiter, _seconds, get_hub
 
-__all__ = ["Group", "Pool", "PoolFull", "IMap", "IMapUnordered"]
+__all__ = ["Group", "Pool", "PoolFull"]
 
 _TIMEOUT = object()
 _WOKEN = object()
+_UNBOUNDED = sys.maxsize
 
 
 def _deadline_left(hub: Any, deadline: Optional[float]) -> Optional[float]:
@@ -80,14 +81,16 @@ class _Slots:
 
     def _wait(self, takes: bool, timeout: Optional[float]) -> bool:
         hub = self.hub
+        if timeout is not None:
+            timeout = _seconds(timeout, "timeout")
         waiter = Waiter(hub)
         waiter.what = self
         entry = [waiter, takes]
-        self.waiters.append(entry)
         timer = None
         if timeout is not None:
-            timer = hub.loop.timer(_seconds(timeout, "timeout"))
+            timer = hub.loop.timer(timeout)
             timer.start(waiter.switch, _TIMEOUT, update=True)
+        self.waiters.append(entry)
         granted = False
         try:
             granted = waiter.get() is _WOKEN
@@ -210,10 +213,19 @@ class Group:
 
     def _discard(self, greenlet: Any) -> None:
         # the link: runs in the hub when a tracked greenlet finishes; also discard()
-        self.greenlets.discard(greenlet)
+        if greenlet not in self.greenlets:
+            return
+        self.greenlets.remove(greenlet)
         self.dying.discard(greenlet)
-        if not self.greenlets and self._join_waiters:
+        empty = not self.greenlets
+        self._released(greenlet)
+        if empty and self._join_waiters:
+            # it was empty, even if a slot waiter refilled it meanwhile
             _wake_all(self._hub, self._join_waiters)
+
+    def _released(self, greenlet: Any) -> None:
+        """Hook: ``greenlet`` just left the group (Pool gives its slot back here, before
+        joiners wake, so they see the slot free)."""
 
     def discard(self, greenlet: Any) -> None:
         """Stop tracking ``greenlet`` (it keeps running)."""
@@ -254,13 +266,15 @@ class Group:
         if not self.greenlets:
             return True
         hub = self._hub
+        if timeout is not None:
+            timeout = _seconds(timeout, "timeout")
         waiter = Waiter(hub)
         waiter.what = self
-        self._join_waiters.append(waiter)
         timer = None
         if timeout is not None:
-            timer = hub.loop.timer(_seconds(timeout, "timeout"))
+            timer = hub.loop.timer(timeout)
             timer.start(waiter.switch, _TIMEOUT, update=True)
+        self._join_waiters.append(waiter)
         try:
             return waiter.get() is not _TIMEOUT
         finally:
@@ -322,7 +336,11 @@ class Group:
         ``block``, wait for it to finish (up to ``timeout``)."""
         if greenlet not in self.dying and greenlet in self.greenlets:
             self.dying.add(greenlet)
-            greenlet.kill(exception, block=False)
+            killer = getattr(greenlet, "kill", None)
+            if killer is None:  # a plain greenlet
+                self._hub.loop.run_callback(self._kill_raw, greenlet, exception)
+                return
+            killer(exception, block=False)
             if block:
                 greenlet.join(timeout)
 
@@ -452,7 +470,9 @@ class Pool(Group):
         size = _check_size(size)
         Group.__init__(self)
         self._size = size
-        self._slots = _Slots(size if size is not None else 0)
+        # free = capacity - tracked greenlets; an unbounded pool has a huge capacity, so
+        # add() never blocks and no code path differs
+        self._slots = _Slots(_UNBOUNDED if size is None else size)
         if greenlet_class is not None:
             self.greenlet_class = greenlet_class
 
@@ -464,21 +484,11 @@ class Pool(Group):
     @size.setter
     def size(self, size: Optional[int]) -> None:
         size = _check_size(size)
-        slots = self._slots
-        if size is None:
-            self._size = None
-            slots.free = 0
-            # admit everyone waiting
-            slots.release(len(slots.waiters))
-            slots.free = 0
-            return
         old = self._size
         self._size = size
-        if old is None:
-            slots.free = 0
-            slots.release(size - len(self.greenlets))
-        else:
-            slots.release(size - old)
+        old_capacity = _UNBOUNDED if old is None else old
+        new_capacity = _UNBOUNDED if size is None else size
+        self._slots.release(new_capacity - old_capacity)
 
     def free_count(self) -> int:
         """How many more greenlets could be added now without blocking (approximately:
@@ -507,13 +517,12 @@ class Pool(Group):
         """
         if greenlet in self.greenlets:
             return
-        if self._size is not None and not self._slots.acquire(blocking, timeout):
+        if not self._slots.acquire(blocking, timeout):
             raise PoolFull()
         try:
             Group.add(self, greenlet)
         except BaseException:
-            if self._size is not None:
-                self._slots.release()
+            self._slots.release()
             raise
 
     def start(self, greenlet: Any, blocking: bool = True,
@@ -522,12 +531,8 @@ class Pool(Group):
         self.add(greenlet, blocking, timeout)
         greenlet.start()
 
-    def _discard(self, greenlet: Any) -> None:
-        if greenlet not in self.greenlets:
-            return  # never tracked, or already discarded: it holds no slot
-        Group._discard(self, greenlet)
-        if self._size is not None:
-            self._slots.release()
+    def _released(self, greenlet: Any) -> None:
+        self._slots.release()
 
 
 # -- imap ------------------------------------------------------------------------------------
@@ -556,6 +561,8 @@ class IMapUnordered(Greenlet):
     def __init__(self, func: Callable[..., Any], iterable: Iterable[Any],
                  spawn: Callable[..., Any], maxsize: Optional[int] = None) -> None:
         Greenlet.__init__(self)
+        if maxsize is not None and maxsize < 0:
+            raise ValueError(f"maxsize must not be negative: {maxsize!r}")
         self.func = func
         self.iterable = iterable
         self.spawn_task = spawn
@@ -673,9 +680,8 @@ class IMapUnordered(Greenlet):
                         self._wake_getter()
         if isinstance(value, StopIteration):
             raise StopIteration
-        if self._maxsize_slots is not None and not isinstance(value, _Failure) or \
-                self._maxsize_slots is not None and not self._exhausted:
-            self._maxsize_slots.release()
+        if self._maxsize_slots is not None and not self._exhausted:
+            self._maxsize_slots.release()  # a task's result was consumed: feed one more
         if isinstance(value, _Failure):
             value.reraise()
         return value
