@@ -2741,6 +2741,7 @@ static PyTypeObject EvLoop_Type = {
 /* the hub's hot path (one translation unit: it uses the loop and watcher internals)      */
 
 #include "evloop_hub.c"
+#include "evloop_io.c"
 
 /* ------------------------------------------------------------------------------------ */
 /* the run_callback handle                                                                */
@@ -2901,6 +2902,7 @@ static PyMethodDef module_methods[] = {
      "sleep(seconds=0, ref=True)"},
     {"_get_hub_if_exists", mod_get_hub_if_exists, METH_NOARGS, NULL},
     {"_set_hub", mod_set_hub, METH_O, NULL},
+    {"_io_configure", mod_io_configure, METH_O, NULL},
     {NULL}
 };
 
@@ -3078,7 +3080,8 @@ evloop_bootstrap(void)
         || evloop_add_type(m, "stat", &EvStat_Type) < 0
         || evloop_add_type(m, "fork", &EvFork_Type) < 0
         || evloop_add_type(m, "callback", &EvCallback_Type) < 0
-        || evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0)
+        || evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0
+        || evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0)
         goto fail;
 #define ADDINT(name, value)                                                              \
     if (PyModule_AddIntConstant(m, name, value) < 0)                                     \

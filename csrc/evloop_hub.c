@@ -577,6 +577,127 @@ evloop_hub_wait(PyObject *hub, EvWatcher *w)
     Py_RETURN_NONE;
 }
 
+static PyObject *evloop_timeout_mark = NULL; /* what a wait's timer switches with */
+
+static void
+evloop_disarm(EvWatcher *w)
+{
+    evloop_watcher_stop_internal(w);
+    w->flags &= ~EVLOOP_W_SWITCH;
+    Py_CLEAR(w->callback);
+    Py_SETREF(w->args, evloop_empty_tuple);
+    Py_INCREF(evloop_empty_tuple);
+}
+
+static int
+evloop_arm(EvWatcher *w, EvWaiter *waiter, PyObject *value)
+{
+    PyObject *args = PyTuple_Pack(1, value);
+    if (args == NULL)
+        return -1;
+    Py_INCREF(waiter);
+    Py_XSETREF(w->callback, (PyObject *)waiter);
+    Py_XSETREF(w->args, args);
+    w->flags |= EVLOOP_W_SWITCH;
+    w->flags &= ~EVLOOP_W_PASS_EVENTS;
+    if (evloop_watcher_activate(w) < 0) {
+        w->flags &= ~EVLOOP_W_SWITCH;
+        Py_CLEAR(w->callback);
+        return -1;
+    }
+    return 0;
+}
+
+/* Block the current greenlet until watcher w fires (1) or, if timer is given and
+ * timeout >= 0, until timeout seconds pass (0); -1 with an exception (kill, Timeout,
+ * LoopExit, a socket closed under us). Both watchers are stopped whatever happens. */
+static int
+evloop_hub_wait_timeout(PyObject *hub, EvWatcher *w, EvTimer *timer, double timeout)
+{
+    EvWaiter *waiter;
+    PyObject *res;
+    int rc;
+    if (evloop_watcher_can_start(w) < 0)
+        return -1;
+    if (ev_is_active(w->w)) {
+        PyErr_Format(evloop_exc_ConcurrentObjectUseError,
+                     "another greenlet is already waiting on %R", w);
+        return -1;
+    }
+    waiter = evloop_waiter_new(hub);
+    if (waiter == NULL)
+        return -1;
+    if (evloop_arm(w, waiter, (PyObject *)waiter) < 0) {
+        Py_DECREF(waiter);
+        return -1;
+    }
+    if (timer != NULL && timeout >= 0.0) {
+        if (ev_is_active(&timer->t))
+            evloop_disarm(&timer->base);
+        ev_now_update(timer->base.loop->ev);
+        ev_timer_set(&timer->t, timeout, 0.0);
+        if (evloop_arm(&timer->base, waiter, evloop_timeout_mark) < 0) {
+            evloop_disarm(w);
+            Py_DECREF(waiter);
+            return -1;
+        }
+    }
+    Py_INCREF(w);
+    waiter->what = (PyObject *)w;
+    res = evloop_waiter_get(waiter);
+    evloop_disarm(w);
+    if (timer != NULL && timeout >= 0.0)
+        evloop_disarm(&timer->base);
+    if (res == NULL)
+        rc = -1;
+    else if (res == (PyObject *)waiter)
+        rc = 1;
+    else if (res == evloop_timeout_mark)
+        rc = 0;
+    else {
+        PyErr_Format(evloop_exc_InvalidSwitchError,
+                     "Invalid switch into %R: got %R (expected %R)", w, res, waiter);
+        rc = -1;
+    }
+    Py_XDECREF(res);
+    Py_DECREF(waiter);
+    return rc;
+}
+
+/* Another greenlet closed the fd a greenlet waits on: stop the watcher now (libev must
+ * not see the closed fd) and raise `exc` in the waiting greenlet from the hub. */
+static int
+evloop_cancel_wait(EvWatcher *w, PyObject *exc)
+{
+    EvWaiter *waiter;
+    PyObject *throw_, *h;
+    if (w == NULL || !(w->flags & EVLOOP_W_SWITCH) || w->callback == NULL
+        || !Py_IS_TYPE(w->callback, &EvWaiter_Type))
+        return 0;
+    waiter = (EvWaiter *)w->callback;
+    Py_INCREF(waiter);
+    evloop_disarm(w);
+    if (waiter->greenlet != NULL && w->loop->ev != NULL) {
+        throw_ = PyObject_GetAttrString((PyObject *)waiter, "throw");
+        if (throw_ == NULL) {
+            Py_DECREF(waiter);
+            return -1;
+        }
+        {
+            PyObject *argv[3] = {NULL, throw_, exc};
+            h = pyloop_run_callback(w->loop, argv + 1, 2);
+        }
+        Py_DECREF(throw_);
+        if (h == NULL) {
+            Py_DECREF(waiter);
+            return -1;
+        }
+        Py_DECREF(h);
+    }
+    Py_DECREF(waiter);
+    return 0;
+}
+
 static PyObject *
 mod_hub_wait(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -855,6 +976,9 @@ mod_hub_configure(PyObject *m, PyObject *args)
     Py_XSETREF(evloop_hub_factory, factory);
     if (evloop_zero == NULL)
         evloop_zero = PyLong_FromLong(0);
+    if (evloop_timeout_mark == NULL
+        && (evloop_timeout_mark = PyUnicode_InternFromString("<evloop wait timed out>")) == NULL)
+        return NULL;
     if (evloop_str_loop == NULL && (evloop_str_loop = PyUnicode_InternFromString("loop")) == NULL)
         return NULL;
     if (evloop_hub_key == NULL) {
