@@ -54,6 +54,8 @@ class socket(_original_socket):
     """A stdlib socket whose blocking operations wait cooperatively."""
 
     # no __slots__: recv/recv_into/send/sendall are bound per instance to the C fast path
+    # (a subclass that reimplements them, like evloop.ssl.SSLSocket, turns that off)
+    _evloop_fastpath = True
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1,
                  fileno: Optional[int] = None) -> None:
@@ -63,10 +65,24 @@ class socket(_original_socket):
         _original_socket.setblocking(self, False)
         io = _SockIO(_original_socket.fileno(self), timeout)
         self._io = io
-        self.recv = io.recv
-        self.recv_into = io.recv_into
-        self.send = io.send
-        self.sendall = io.sendall
+        if self._evloop_fastpath:
+            self.recv = io.recv
+            self.recv_into = io.recv_into
+            self.send = io.send
+            self.sendall = io.sendall
+
+    # the same operations for subclasses without the per-instance binding
+    def recv(self, *args: Any) -> bytes:  # type: ignore[override]
+        return self._io.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:  # type: ignore[override]
+        return self._io.recv_into(*args)
+
+    def send(self, *args: Any) -> int:  # type: ignore[override]
+        return self._io.send(*args)
+
+    def sendall(self, *args: Any) -> None:  # type: ignore[override]
+        return self._io.sendall(*args)
 
     # -- timeouts ---------------------------------------------------------------------------
 
