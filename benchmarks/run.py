@@ -37,7 +37,7 @@ class Impl:
     name: str  # passed to the workload as argv[1]
     python: str  # interpreter to run the workload with
     module: str  # imported once before the runs, to fail early and clearly
-    dist: str  # distribution whose version is reported
+    dist: str  # distribution whose version is reported ("" for the standard library)
     env: dict = field(default_factory=dict)  # added to the environment
 
 
@@ -46,6 +46,9 @@ IMPLS = {
     for impl in [
         Impl("evloop", sys.executable, "evloop.core", "evloop"),
         Impl("gevent", PEERS_PYTHON, "gevent.core", "gevent", {"GEVENT_LOOP": "libev-cext"}),
+        Impl("uvloop", PEERS_PYTHON, "uvloop", "uvloop"),
+        # the stdlib loop, with evloop's interpreter (which need not have uvloop)
+        Impl("asyncio", sys.executable, "asyncio", ""),
     ]
 }
 BASELINE = "evloop"
@@ -64,9 +67,10 @@ def environ(impl):
 
 def probe(impl):
     """Python and package version of an impl; exits if it cannot be imported."""
+    version = f"md.version({impl.dist!r})" if impl.dist else "'(stdlib)'"
     code = (
         f"import sys, importlib.metadata as md, {impl.module}\n"
-        f"print(sys.version.split()[0], md.version({impl.dist!r}))"
+        f"print(sys.version.split()[0], {version})"
     )
     try:
         proc = subprocess.run([impl.python, "-c", code], env=environ(impl), cwd=WORKLOADS,
@@ -75,7 +79,8 @@ def probe(impl):
         proc = subprocess.CompletedProcess([], 1, "", str(exc))
     if proc.returncode:
         hint = ("run benchmarks/setup_peers.sh" if impl.python == PEERS_PYTHON
-                else f"install {impl.dist} there") + f", or leave {impl.name} out of --impls"
+                else f"install {impl.dist or impl.module} there")
+        hint += f", or leave {impl.name} out of --impls"
         detail = (proc.stderr.strip().splitlines() or [proc.stdout.strip()])[-1]
         sys.exit(f"{impl.name}: cannot import {impl.module} with {impl.python}: {detail}\n"
                  f"({hint})")
