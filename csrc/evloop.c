@@ -2903,6 +2903,7 @@ static PyMethodDef module_methods[] = {
     {"_get_hub_if_exists", mod_get_hub_if_exists, METH_NOARGS, NULL},
     {"_set_hub", mod_set_hub, METH_O, NULL},
     {"_io_configure", mod_io_configure, METH_O, NULL},
+    {"_new_waiter", mod_new_waiter, METH_O, "Waiter(hub), fast"},
     {NULL}
 };
 

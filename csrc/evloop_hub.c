@@ -698,6 +698,15 @@ evloop_cancel_wait(EvWatcher *w, PyObject *exc)
     return 0;
 }
 
+/* _new_waiter(hub): Waiter(hub) without argument parsing, for hot paths (Event.wait) */
+static PyObject *
+mod_new_waiter(PyObject *m, PyObject *hub)
+{
+    if (evloop_hub_ready() < 0)
+        return NULL;
+    return (PyObject *)evloop_waiter_new(hub);
+}
+
 static PyObject *
 mod_hub_wait(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {

@@ -25,7 +25,7 @@ from evloop._cext import (  # noqa: E402  (the bootstrap above creates this modu
     embeddable_backends, fork, get_header_version, get_version, idle, io, loop, prepare,
     recommended_backends, signal, stat, supported_backends, time, timer, watcher,
     _after_fork_child, Waiter, _hub_wait, _sleep, _hub_configure, getcurrent,
-    sleep as _c_sleep, _get_hub_if_exists, _set_hub, SockIO, _io_configure,
+    sleep as _c_sleep, _get_hub_if_exists, _set_hub, SockIO, _io_configure, _new_waiter,
 )
 
 # A loop inherited through fork shares its epoll and wake-up fds with the parent: mark
