@@ -909,10 +909,20 @@ watcher_repr(EvWatcher *self)
         state = ev_is_pending(self->w) ? "active pending" : "active";
     else
         state = ev_is_pending(self->w) ? "pending" : "stopped";
-    if (self->callback)
-        return PyUnicode_FromFormat("<%s at %p %s callback=%R args=%R>",
-                                    Py_TYPE(self)->tp_name, self, state, self->callback,
-                                    self->args);
+    if (self->callback) {
+        /* the callback may show this watcher again (a Waiter -> its greenlet -> its args) */
+        PyObject *r;
+        int rec = Py_ReprEnter((PyObject *)self);
+        if (rec < 0)
+            return NULL;
+        if (rec > 0)
+            return PyUnicode_FromFormat("<%s at %p %s ...>", Py_TYPE(self)->tp_name, self,
+                                        state);
+        r = PyUnicode_FromFormat("<%s at %p %s callback=%R args=%R>", Py_TYPE(self)->tp_name,
+                                 self, state, self->callback, self->args);
+        Py_ReprLeave((PyObject *)self);
+        return r;
+    }
     return PyUnicode_FromFormat("<%s at %p %s>", Py_TYPE(self)->tp_name, self, state);
 }
 

@@ -265,6 +265,9 @@ core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
 def _seconds(value: Any, what: str = "seconds") -> float:
     """Validate a duration: a real number, not NaN; negative means 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (str, bytes, bytearray)):
+            # float("0.5") would succeed; a duration given as text is a caller's bug
+            raise TypeError(f"{what} must be a number, not {type(value).__name__}")
         try:
             value = float(value)
         except (TypeError, ValueError):
