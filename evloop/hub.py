@@ -208,6 +208,18 @@ class Hub(greenlet):
             self._threadpool = ThreadPool(get_config().threadpool_size, hub=self)
         return self._threadpool
 
+    @property
+    def resolver(self):
+        """This hub's resolver, created on first use from EVLOOP_RESOLVER."""
+        if self._resolver is None:
+            from evloop.resolver import resolver_class  # noqa: PLC0415 (layer above)
+            self._resolver = resolver_class(get_config().resolver)(hub=self)
+        return self._resolver
+
+    @resolver.setter
+    def resolver(self, value) -> None:
+        self._resolver = value
+
     def destroy(self, destroy_loop: Optional[bool] = None) -> None:
         """Stop the hub: its monitor and thread pool, its greenlet (which leaves the loop),
         and the loop itself when ``destroy_loop`` (default: unless it is the default
@@ -265,7 +277,7 @@ core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,
 def _seconds(value: Any, what: str = "seconds") -> float:
     """Validate a duration: a real number, not NaN; negative means 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, (str, bytes, bytearray)):
+        if isinstance(value, (str, bytes, bytearray, bool)):
             # float("0.5") would succeed; a duration given as text is a caller's bug
             raise TypeError(f"{what} must be a number, not {type(value).__name__}")
         try:

@@ -1,0 +1,856 @@
+"""evloop.queue: queues between greenlets — SimpleQueue, Queue (joinable), LifoQueue,
+PriorityQueue, JoinableQueue, Channel — with gevent's names and semantics.
+
+Why it exists: producers and consumers in different greenlets hand items over through
+these; a ``get`` on an empty queue or a ``put`` on a full one blocks through a ``Waiter``
+(the hub's one way to block). Blocked getters and putters are served strictly in the order
+they started waiting, by one callback on the hub (``_unlock``) that moves a waiting
+putter's item into the queue and resumes it, or resumes a waiting getter, which takes its
+item before the hub goes on. A blocking call never overtakes greenlets already waiting
+(non-blocking calls take what is there).
+
+What it must not do: lose or duplicate an item. No item is ever handed to a greenlet that
+has not resumed yet: a getter killed or timed out while waiting leaves the line, and the
+item stays in the queue for the next getter; a putter that gives up leaves with its item
+(it was never put). ``Channel`` hands items over directly; a putter whose item was taken
+by a ``get`` counts as done even if its timeout expires before it resumes.
+
+Semantics chosen where gevent's differ or are unclear:
+
+* ``maxsize``: None or 0 mean unbounded (as in the standard library; gevent warns on 0);
+  a negative maxsize raises ValueError, a non-integer TypeError. ``maxsize`` reads None
+  for an unbounded queue.
+* ``Queue`` is joinable (``task_done``, ``join``, ``unfinished_tasks``), as in gevent 25.4+
+  and the standard library; ``JoinableQueue`` is the same class. ``SimpleQueue`` is the
+  plain one. ``LifoQueue`` and ``PriorityQueue`` are joinable.
+* Timeouts: None waits forever; a negative timeout on a blocking call raises ValueError
+  (as ``queue.Queue`` and gevent do); NaN ValueError; non-numbers TypeError. A timeout
+  of 0 does not wait. ``block=False`` ignores ``timeout``.
+* Iteration (``for item in q``) blocks for each next item and ends when it gets the
+  ``StopIteration`` class (gevent's sentinel) or a ``StopIteration`` instance.
+* Called from the hub itself (a loop callback), a ``get``/``put`` that would block first
+  serves the waiting greenlets, then raises Empty/Full instead of blocking (gevent).
+* A queue serves the greenlets of one hub. ``put`` on an unbounded queue may also be
+  called from another thread (the hub's loop is woken); nothing else is thread-safe.
+"""
+import operator
+import sys
+from collections import deque
+from heapq import heapify, heappop, heappush
+from queue import Empty as _StdEmpty
+from queue import Full as _StdFull
+from types import GenericAlias
+from typing import Any, Iterable, Iterator, Optional
+
+from greenlet import getcurrent
+
+from evloop.event import (_TIMEOUT, Event, _check_rebind, _current_hub, _discard,
+                          _explain_loopexit, _new_waiter)
+from evloop.exceptions import BlockingSwitchOutError, InvalidSwitchError, LoopExit
+from evloop.hub import Waiter, _seconds, get_hub
+
+__all__ = ["Queue", "SimpleQueue", "LifoQueue", "PriorityQueue", "JoinableQueue",
+           "Channel", "Empty", "Full"]
+
+
+class Empty(_StdEmpty):
+    """Raised by ``get``/``peek`` when no item arrives (non-blocking, or timed out)."""
+
+
+class Full(_StdFull):
+    """Raised by ``put`` when no slot frees up (non-blocking, or timed out)."""
+
+
+def _check_maxsize(maxsize: Any) -> int:
+    """Internal maxsize: 0 for unbounded."""
+    if maxsize is None:
+        return 0
+    if isinstance(maxsize, bool):
+        raise TypeError("maxsize must be an int or None, not bool")
+    try:
+        maxsize = operator.index(maxsize)
+    except TypeError:
+        raise TypeError(f"maxsize must be an int or None, not "
+                        f"{type(maxsize).__name__}") from None
+    if maxsize < 0:
+        raise ValueError(f"maxsize must be None or >= 0 (None and 0 mean unbounded), "
+                         f"not {maxsize}")
+    return maxsize
+
+
+def _queue_seconds(timeout: Any) -> float:
+    """A blocking call's timeout (not None): negative raises ValueError, like queue.Queue."""
+    if isinstance(timeout, (str, bytes, bool)):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    seconds = _seconds(timeout, "timeout")
+    if seconds == 0 and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return seconds
+
+
+_FAILED = object()  # Channel: a non-blocking put found no getter left at the hand-over
+
+
+class _PutWaiter(Waiter):
+    """A blocked putter's Waiter, carrying its item (and, in a Channel, whether the put
+    may wait for a getter)."""
+
+    __slots__ = ("item", "block")
+
+
+class SimpleQueue:
+    """A FIFO queue of at most ``maxsize`` items (None or 0: unbounded).
+
+    ``SimpleQueue(maxsize=None, items=())``. ``len(q)`` is ``q.qsize()``; a queue is
+    always true in a boolean context. Subclasses change the order by overriding
+    ``_create_queue``, ``_put``, ``_get`` and ``_peek`` (items live in ``self.queue``).
+    """
+
+    __slots__ = ("_maxsize", "queue", "getters", "putters", "_hub", "_schedule",
+                 "_notifier", "__weakref__")
+
+    __class_getitem__ = classmethod(GenericAlias)
+
+    def __init__(self, maxsize: Optional[int] = None, items: Iterable[Any] = ()) -> None:
+        self._maxsize = _check_maxsize(maxsize)
+        self.queue = self._create_queue(items)
+        self.getters: deque = deque()   # Waiters of blocked get/peek calls
+        self.putters: deque = deque()   # _PutWaiters of blocked put calls
+        self._hub: Any = None
+        self._schedule: Any = None      # the hub loop's run_callback_threadsafe
+        self._notifier: Any = None      # the queued _unlock callback, if any
+
+    # -- storage (override in subclasses) ---------------------------------------------------
+
+    def _create_queue(self, items: Iterable[Any] = ()) -> Any:
+        return deque(items)
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+
+    def _get(self) -> Any:
+        return self.queue.popleft()
+
+    def _peek(self) -> Any:
+        return self.queue[0]
+
+    def _qsize(self) -> int:
+        return len(self.queue)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def maxsize(self) -> Optional[int]:
+        """The bound, or None for an unbounded queue."""
+        return self._maxsize or None
+
+    @maxsize.setter
+    def maxsize(self, value: Optional[int]) -> None:
+        self._maxsize = _check_maxsize(value)
+        if self.putters and self._notifier is None:  # a larger bound may admit putters
+            self._notifier = self._schedule(self._unlock)
+
+    def qsize(self) -> int:
+        """The number of items in the queue."""
+        return len(self.queue)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def empty(self) -> bool:
+        return not self.queue
+
+    def full(self) -> bool:
+        """True if a bounded queue holds ``maxsize`` items (never for unbounded)."""
+        return 0 < self._maxsize <= len(self.queue)
+
+    def copy(self) -> "SimpleQueue":
+        return type(self)(self.maxsize, self.queue)
+
+    def __repr__(self) -> str:
+        parts = []
+        if self._maxsize:
+            parts.append(f"maxsize={self._maxsize}")
+        if self.queue:
+            parts.append(f"queue={self.queue!r}")
+        if self.getters:
+            parts.append(f"getters[{len(self.getters)}]")
+        if self.putters:
+            parts.append(f"putters[{len(self.putters)}]")
+        return f"<{type(self).__name__} at {id(self):#x}{' ' if parts else ''}{' '.join(parts)}>"
+
+    # -- put ---------------------------------------------------------------------------------
+    # put/put_nowait/get/get_nowait/peek/peek_nowait inline the deque operations of
+    # _put/_get/_peek (a method call less on the hot path); a subclass overriding one of
+    # those gets the generic versions below, which call it (see __init_subclass__).
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put ``item`` in the queue. If it is full, block (at most ``timeout`` seconds)
+        until a slot frees up, or raise Full (``block=False``, or on timeout)."""
+        maxsize = self._maxsize
+        queue = self.queue
+        if (not maxsize or len(queue) < maxsize) and (not block or not self.putters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            queue.append(item)
+            if self.getters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return
+        self._put_slow(item, block, timeout)
+
+    def put_nowait(self, item: Any) -> None:
+        """``put(item, block=False)``."""
+        maxsize = self._maxsize
+        queue = self.queue
+        if not maxsize or len(queue) < maxsize:
+            queue.append(item)
+            if self.getters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return
+        self._put_slow(item, False, None)
+
+    def _has_room(self) -> bool:
+        maxsize = self._maxsize
+        return not maxsize or len(self.queue) < maxsize
+
+    def _put_slow(self, item: Any, block: bool, timeout: Any) -> None:
+        """put() when it may have to wait."""
+        if not block:
+            raise Full
+        seconds = None
+        if timeout is not None:
+            seconds = _queue_seconds(timeout)
+            if seconds == 0:
+                return self._put_now(item)
+        hub = _current_hub()
+        if hub is None:
+            hub = get_hub()
+        if hub is not self._hub:
+            self._bind(hub)
+        waiter = _PutWaiter(hub)
+        waiter.item = item
+        waiter.what = self
+        putters = self.putters
+        putters.append(waiter)
+        if self._has_room() and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)  # room, but others were in line
+        timer = None
+        if seconds is not None:
+            timer = hub.loop.timer(seconds)
+            timer.start(waiter.switch, _TIMEOUT, update=True)
+        try:
+            result = waiter.get()
+        except BlockingSwitchOutError:
+            # called from the hub: it cannot wait; let the waiting getters take what they
+            # can, then put the item if there is room (gevent)
+            self._leave(putters, waiter)
+            self._unlock()
+            return self._put_now(item)
+        except BaseException:
+            self._leave(putters, waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
+        if result is waiter:
+            return  # _unlock put the item
+        self._leave(putters, waiter)
+        if result is _TIMEOUT:
+            raise Full
+        raise InvalidSwitchError(f"Invalid switch into {type(self).__name__}.put(): "
+                                 f"{result!r}")
+
+    def _put_now(self, item: Any) -> None:
+        """Put without waiting (room permitting, even if putters are in line), or Full."""
+        if not self._has_room():
+            raise Full
+        self._put(item)
+        if self.getters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+
+    # -- get / peek -------------------------------------------------------------------------
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Remove and return the next item. If there is none, block (at most ``timeout``
+        seconds) until one arrives, or raise Empty (``block=False``, or on timeout)."""
+        queue = self.queue
+        if queue and (not block or not self.getters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            item = queue.popleft()
+            if self.putters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return item
+        return self._get_slow(False, block, timeout)
+
+    def get_nowait(self) -> Any:
+        """``get(block=False)``."""
+        queue = self.queue
+        if queue:
+            item = queue.popleft()
+            if self.putters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return item
+        return self._get_slow(False, False, None)
+
+    def peek(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Return the next item without removing it; blocks like ``get``."""
+        queue = self.queue
+        if queue and (not block or not self.getters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            return queue[0]
+        return self._get_slow(True, block, timeout)
+
+    def peek_nowait(self) -> Any:
+        """``peek(block=False)``."""
+        queue = self.queue
+        if queue:
+            return queue[0]
+        return self._get_slow(True, False, None)
+
+    # generic versions, for subclasses with their own _put/_get/_peek
+
+    def _generic_put(self, item: Any, block: bool = True,
+                     timeout: Optional[float] = None) -> None:
+        """put() for subclasses with their own _put."""
+        maxsize = self._maxsize
+        if (not maxsize or len(self.queue) < maxsize) and (not block or not self.putters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            self._put(item)
+            if self.getters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return
+        self._put_slow(item, block, timeout)
+
+    def _generic_put_nowait(self, item: Any) -> None:
+        """put_nowait() for subclasses with their own _put."""
+        self._generic_put(item, False)
+
+    def _generic_get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """get() for subclasses with their own _get."""
+        if self.queue and (not block or not self.getters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            item = self._get()
+            if self.putters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return item
+        return self._get_slow(False, block, timeout)
+
+    def _generic_get_nowait(self) -> Any:
+        """get_nowait() for subclasses with their own _get."""
+        return self._generic_get(False)
+
+    def _generic_peek(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """peek() for subclasses with their own _peek."""
+        if self.queue and (not block or not self.getters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            return self._peek()
+        return self._get_slow(True, block, timeout)
+
+    def _generic_peek_nowait(self) -> Any:
+        """peek_nowait() for subclasses with their own _peek."""
+        return self._generic_peek(False)
+
+    _INLINED = (("put", "_put", "_generic_put"), ("put_nowait", "_put", "_generic_put_nowait"),
+                ("get", "_get", "_generic_get"), ("get_nowait", "_get", "_generic_get_nowait"),
+                ("peek", "_peek", "_generic_peek"),
+                ("peek_nowait", "_peek", "_generic_peek_nowait"))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for public, storage, generic in SimpleQueue._INLINED:
+            if public in cls.__dict__:
+                continue
+            definer = next(c for c in cls.__mro__ if public in c.__dict__)
+            if getattr(cls, storage) is not getattr(definer, storage):
+                setattr(cls, public, getattr(SimpleQueue, generic))
+
+    def _get_slow(self, peek: bool, block: bool, timeout: Any) -> Any:
+        """get() (``peek`` False) or peek() when it may have to wait."""
+        if not block:
+            raise Empty
+        seconds = None
+        if timeout is not None:
+            seconds = _queue_seconds(timeout)
+            if seconds == 0:
+                if self.queue:
+                    return self._take(peek)
+                raise Empty
+        hub = _current_hub()
+        if hub is None:
+            hub = get_hub()
+        if hub is not self._hub:
+            self._bind(hub)
+        waiter = _new_waiter(hub)
+        getters = self.getters
+        getters.append(waiter)
+        if self.queue and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)  # items, but others were in line
+        if seconds is None:
+            try:
+                result = waiter.get()
+            except BlockingSwitchOutError:
+                # called from the hub (a loop callback): it cannot wait; let waiting
+                # putters put what they can and take an item if there is one (gevent)
+                self._leave(getters, waiter)
+                self._unlock()
+                if self.queue:
+                    return self._take(peek)
+                raise Empty from None
+            except LoopExit as ex:
+                self._leave(getters, waiter)
+                raise _explain_loopexit(ex, self) from ex
+            except BaseException:
+                self._leave(getters, waiter)
+                raise
+        else:
+            timer = hub.loop.timer(seconds)
+            timer.start(waiter.switch, _TIMEOUT, update=True)
+            try:
+                result = waiter.get()
+            except BlockingSwitchOutError:
+                self._leave(getters, waiter)
+                self._unlock()
+                if self.queue:
+                    return self._take(peek)
+                raise Empty from None
+            except BaseException:
+                self._leave(getters, waiter)
+                raise
+            finally:
+                timer.close()
+        if result is self:
+            # _unlock resumed us because an item is there, and waits until we took it
+            item = self._peek() if peek else self._get()
+            if self.putters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return item
+        self._leave(getters, waiter)
+        if result is _TIMEOUT:
+            raise Empty
+        raise InvalidSwitchError(f"Invalid switch into {type(self).__name__}.get(): "
+                                 f"{result!r}")
+
+    def _take(self, peek: bool) -> Any:
+        item = self._peek() if peek else self._get()
+        if self.putters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+        return item
+
+    # -- the hub side ------------------------------------------------------------------------
+
+    def _bind(self, hub: Any) -> None:
+        if hub is not self._hub:
+            busy = bool(self.getters or self.putters) or self._notifier is not None
+            _check_rebind(self, hub, busy)
+            if self._hub is not None and self._hub.loop is None:
+                self.getters.clear()  # waiters of a destroyed hub never run again
+                self.putters.clear()
+            self._hub = hub
+            self._schedule = hub.loop.run_callback_threadsafe
+            self._notifier = None
+
+    def _leave(self, line: deque, waiter: Any) -> None:
+        """A getter or putter gives up: leave the line; if what it waited for is there,
+        make sure the next in line hears of it."""
+        _discard(line, waiter)
+        if self._notifier is None and self._unlock_needed():
+            self._notifier = self._schedule(self._unlock)
+
+    def _unlock_needed(self) -> bool:
+        return bool((self.getters and self.queue) or (self.putters and self._has_room()))
+
+    def _unlock(self) -> None:
+        # runs in the hub: resume waiting getters (each takes an item before this loop goes
+        # on) while there are items, and move waiting putters' items in (then resume them)
+        # while there is room; both in order
+        getters = self.getters
+        putters = self.putters
+        queue = self.queue
+        try:
+            while True:
+                if getters and queue:
+                    getters.popleft().switch(self)
+                elif putters and (not self._maxsize or len(queue) < self._maxsize):
+                    putter = putters.popleft()
+                    try:
+                        self._put(putter.item)
+                    except BaseException:  # noqa: BLE001 - e.g. an unorderable item
+                        putter.throw(*sys.exc_info())
+                    else:
+                        putter.item = None
+                        putter.switch(putter)
+                else:
+                    break
+        except BaseException:  # noqa: BLE001 - never break the hub
+            self._hub.handle_error(self, *sys.exc_info())
+        finally:
+            self._notifier = None
+        # a put() in another thread may have seen the notifier still set just now
+        if self._unlock_needed():
+            self._notifier = self._schedule(self._unlock)
+
+    # -- iteration ------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        item = self.get()
+        if item is StopIteration or type(item) is StopIteration:
+            raise StopIteration
+        return item
+
+
+class Queue(SimpleQueue):
+    """A SimpleQueue that counts unfinished tasks: each item put adds one, each
+    ``task_done()`` removes one, ``join()`` waits until none is left.
+
+    ``Queue(maxsize=None, items=(), unfinished_tasks=None)``: the given items count as
+    unfinished unless ``unfinished_tasks`` says otherwise.
+    """
+
+    __slots__ = ("unfinished_tasks", "_join_event")
+
+    def __init__(self, maxsize: Optional[int] = None, items: Iterable[Any] = (),
+                 unfinished_tasks: Optional[int] = None) -> None:
+        SimpleQueue.__init__(self, maxsize, items)
+        self.unfinished_tasks = (len(self.queue) if unfinished_tasks is None
+                                 else unfinished_tasks)
+        self._join_event: Optional[Event] = None
+
+    def copy(self) -> "Queue":
+        return type(self)(self.maxsize, self.queue, self.unfinished_tasks)
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        self.unfinished_tasks += 1
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put ``item`` in the queue (one more unfinished task). If it is full, block (at
+        most ``timeout`` seconds) until a slot frees up, or raise Full (``block=False``,
+        or on timeout)."""
+        maxsize = self._maxsize
+        queue = self.queue
+        if (not maxsize or len(queue) < maxsize) and (not block or not self.putters):
+            if timeout is not None and block and timeout < 0:
+                raise ValueError("'timeout' must be a non-negative number")
+            queue.append(item)
+            self.unfinished_tasks += 1
+            if self.getters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return
+        self._put_slow(item, block, timeout)
+
+    def put_nowait(self, item: Any) -> None:
+        """``put(item, block=False)``."""
+        maxsize = self._maxsize
+        queue = self.queue
+        if not maxsize or len(queue) < maxsize:
+            queue.append(item)
+            self.unfinished_tasks += 1
+            if self.getters and self._notifier is None:
+                self._notifier = self._schedule(self._unlock)
+            return
+        self._put_slow(item, False, None)
+
+    def task_done(self) -> None:
+        """Mark one item taken from the queue as processed; ValueError if called more
+        times than items were put."""
+        if self.unfinished_tasks <= 0:
+            raise ValueError("task_done() called too many times")
+        self.unfinished_tasks -= 1
+        if self.unfinished_tasks == 0 and self._join_event is not None:
+            self._join_event.set()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Block until every item put has been marked done (True), or ``timeout`` seconds
+        passed (False)."""
+        if self.unfinished_tasks == 0:
+            return True
+        event = self._join_event
+        if event is None:
+            event = self._join_event = Event()
+        elif event.is_set():
+            event.clear()  # set when the count last reached 0; it has grown since
+        return event.wait(timeout)
+
+    def __repr__(self) -> str:
+        base = SimpleQueue.__repr__(self)
+        if self.unfinished_tasks:
+            return f"{base[:-1]} tasks={self.unfinished_tasks}>"
+        return base
+
+
+JoinableQueue = Queue
+
+
+class LifoQueue(Queue):
+    """A Queue that returns the most recently put item first."""
+
+    __slots__ = ()
+
+    def _create_queue(self, items: Iterable[Any] = ()) -> Any:
+        return list(items)
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        self.unfinished_tasks += 1
+
+    def _get(self) -> Any:
+        return self.queue.pop()
+
+    def _peek(self) -> Any:
+        return self.queue[-1]
+
+
+class PriorityQueue(Queue):
+    """A Queue that returns the smallest item first (entries are typically
+    ``(priority, data)`` tuples). Items given to the constructor are heapified."""
+
+    __slots__ = ()
+
+    def _create_queue(self, items: Iterable[Any] = ()) -> Any:
+        q = list(items)
+        heapify(q)
+        return q
+
+    def _put(self, item: Any) -> None:
+        queue = self.queue
+        try:
+            heappush(queue, item)
+        except BaseException:
+            # heappush appended the item before failing to compare it: take it out
+            for i in range(len(queue) - 1, -1, -1):
+                if queue[i] is item:
+                    del queue[i]
+                    break
+            heapify(queue)
+            raise
+        self.unfinished_tasks += 1
+
+    def _get(self) -> Any:
+        return heappop(self.queue)
+
+    def _peek(self) -> Any:
+        return self.queue[0]
+
+
+class Channel:
+    """A rendezvous: holds no item; ``put`` blocks until a getter takes the item, ``get``
+    blocks until a putter offers one.
+
+    ``Channel(maxsize=1)`` takes gevent's argument for compatibility: 1 (gevent's only
+    accepted value) or 0; anything else raises ValueError. ``maxsize`` reads 0,
+    ``qsize()`` 0; ``empty()`` and ``full()`` are always True. ``put(block=False)``
+    succeeds only if a getter is waiting to take the item (it yields to the hub once for
+    the hand-over); ``get(block=False)`` takes the item of a waiting putter.
+    """
+
+    __slots__ = ("getters", "putters", "_hub", "_schedule", "_notifier", "__weakref__")
+
+    __class_getitem__ = classmethod(GenericAlias)
+
+    def __init__(self, maxsize: int = 1) -> None:
+        if maxsize not in (0, 1) or isinstance(maxsize, bool):
+            raise ValueError(f"a Channel holds no items: maxsize must be 1 (gevent's "
+                             f"value) or 0, not {maxsize!r}")
+        self.getters: deque = deque()   # Waiters of blocked getters
+        self.putters: deque = deque()   # _PutWaiters of blocked putters (with the item)
+        self._hub: Any = None
+        self._schedule: Any = None
+        self._notifier: Any = None
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} at {id(self):#x} getters[{len(self.getters)}] "
+                f"putters[{len(self.putters)}]>")
+
+    maxsize = 0
+
+    @property
+    def balance(self) -> int:
+        """Waiting putters minus waiting getters."""
+        return len(self.putters) - len(self.getters)
+
+    def qsize(self) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def empty(self) -> bool:
+        return True
+
+    def full(self) -> bool:
+        return True
+
+    def _bind(self, hub: Any) -> None:
+        if hub is not self._hub:
+            busy = bool(self.getters or self.putters) or self._notifier is not None
+            _check_rebind(self, hub, busy)
+            if self._hub is not None and self._hub.loop is None:
+                self.getters.clear()
+                self.putters.clear()
+            self._hub = hub
+            self._schedule = hub.loop.run_callback_threadsafe
+            self._notifier = None
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Offer ``item`` and wait until a getter takes it; Full if no getter takes it
+        within ``timeout`` seconds (or, with ``block=False``, if no getter is waiting)."""
+        seconds = None
+        if block and timeout is not None:
+            seconds = _queue_seconds(timeout)
+        hub = _current_hub() or get_hub()
+        if getcurrent() is hub:
+            if self.getters and not self.putters:
+                self.getters.popleft().switch(item)
+                return
+            raise Full
+        if not block or seconds == 0:
+            if not self.getters or self.putters:
+                raise Full
+            # a getter waits: queue for the hand-over without a timer; _unlock pairs us
+            # with it, or fails us with Full if it has left by then
+            block = False
+            seconds = None
+        self._bind(hub)
+        waiter = _PutWaiter(hub)
+        waiter.item = item
+        waiter.block = block
+        waiter.what = self
+        self.putters.append(waiter)
+        if self.getters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+        timer = None
+        if seconds is not None:
+            timer = hub.loop.timer(seconds)
+            timer.start(waiter.switch, _TIMEOUT, update=True)
+        try:
+            result = waiter.get()
+        except BaseException:
+            # if a getter took the item already, the put happened before the exception
+            self._withdraw(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
+        if result is waiter:
+            return
+        if result is _FAILED:
+            raise Full
+        if not self._withdraw(waiter):
+            return  # a get() took the item before the timeout could stop the put
+        if result is _TIMEOUT:
+            raise Full
+        raise InvalidSwitchError(f"Invalid switch into Channel.put(): {result!r}")
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, False)
+
+    def _withdraw(self, waiter: Any) -> bool:
+        """Take a putter out of the line; False if a getter took its item already."""
+        try:
+            self.putters.remove(waiter)
+        except ValueError:
+            return False
+        return True
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Take the item of the longest-waiting putter, waiting for one (at most
+        ``timeout`` seconds) if needed; Empty if none comes."""
+        seconds = None
+        if block and timeout is not None:
+            seconds = _queue_seconds(timeout)
+        putters = self.putters
+        if putters and (not block or not self.getters):
+            putter = putters.popleft()
+            item = putter.item
+            putter.item = None
+            hub = self._hub
+            if getcurrent() is hub:
+                putter.switch(putter)
+            else:
+                self._schedule(putter.switch, putter)
+            return item
+        if not block or seconds == 0:
+            raise Empty
+        hub = _current_hub() or get_hub()
+        if getcurrent() is hub:
+            raise Empty
+        self._bind(hub)
+        waiter = _new_waiter(hub)
+        waiter.what = self
+        getters = self.getters
+        getters.append(waiter)
+        if putters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+        timer = None
+        if seconds is not None:
+            timer = hub.loop.timer(seconds)
+            timer.start(waiter.switch, _TIMEOUT, update=True)
+        try:
+            result = waiter.get()
+        except BaseException:
+            self._leave_getter(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
+        if result is _TIMEOUT:
+            self._leave_getter(waiter)
+            raise Empty
+        return result  # the item, handed over by _unlock
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def _leave_getter(self, waiter: Any) -> None:
+        _discard(self.getters, waiter)
+        if self.getters and self.putters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+
+    def _unlock(self) -> None:
+        # runs in the hub: pair waiting putters with waiting getters, in order; the getter
+        # resumes with the item first, then the putter; non-blocking putters left without a
+        # getter fail with Full
+        getters = self.getters
+        putters = self.putters
+        try:
+            while putters and getters:
+                getter = getters.popleft()
+                putter = putters.popleft()
+                item = putter.item
+                putter.item = None
+                getter.switch(item)
+                putter.switch(putter)
+            if putters and not getters:
+                for putter in [p for p in putters if not p.block]:
+                    _discard(putters, putter)
+                    putter.item = None
+                    putter.switch(_FAILED)
+        except BaseException:  # noqa: BLE001 - never break the hub
+            self._hub.handle_error(self, *sys.exc_info())
+        finally:
+            self._notifier = None
+        if putters and getters and self._notifier is None:
+            self._notifier = self._schedule(self._unlock)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        item = self.get()
+        if item is StopIteration or type(item) is StopIteration:
+            raise StopIteration
+        return item
