@@ -108,8 +108,8 @@ class Greenlet(greenlet):
 
     @property
     def started(self) -> bool:
-        """True once start()/start_later() was called (also when finished or killed)."""
-        return self._start_event is not _NOT_STARTED
+        """As in gevent: ``bool(self)`` — scheduled or running, and not finished."""
+        return bool(self)
 
     @property
     def dead(self) -> bool:
@@ -359,8 +359,20 @@ class Greenlet(greenlet):
             self.join(timeout)
 
     def throw(self, *args: Any) -> Any:
-        """Raise an exception in the greenlet now (switching into it); prefer kill()."""
+        """Raise an exception in the greenlet now (switching into it); prefer kill().
+        On a finished greenlet it does nothing (a plain greenlet would pass the exception
+        to its parent, the hub); one that never ran finishes with the exception as its
+        result, without running."""
         self._cancel_start()
+        if greenlet.dead.__get__(self) or self._start_event is _CANCELLED:
+            return None
+        if not greenlet.__bool__(self):
+            self._start_event = _CANCELLED
+            exc = args[0] if args else GreenletExit
+            if isinstance(exc, type):
+                exc = exc(*args[1:2])
+            self._report_error((type(exc), exc, args[2] if len(args) > 2 else None))
+            return None
         return greenlet.throw(self, *args)
 
 
@@ -559,6 +571,11 @@ def killall(greenlets: Sequence[Any], exception: Any = GreenletExit, block: bool
     greenlets = list(greenlets)
     if not greenlets:
         return
+    # a greenlet scheduled but not yet running is finished here and now: it must not get
+    # to run just because its start callback is queued before the killing one
+    for g in greenlets:
+        if isinstance(g, Greenlet) and not greenlet.__bool__(g) and not g.dead:
+            g.kill(exception, block=False)
     hub = get_hub()
     if block:
         waiter = Waiter(hub)
