@@ -11,6 +11,7 @@ starts a loop.
 | EVLOOP_MONITOR_THREAD | 1/true/yes/on: start the blocking monitor with each hub | off |
 | EVLOOP_MAX_BLOCKING_TIME | seconds the hub may go without returning to its loop before the monitor reports | 0.1 |
 | EVLOOP_THREADPOOL_SIZE | maximum threads in the hub's thread pool | 10 |
+| EVLOOP_RESOLVER | name resolution: thread (the thread pool), ares (pycares), block | thread |
 """
 import os
 from typing import Optional
@@ -18,6 +19,7 @@ from typing import Optional
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _BACKENDS = ("epoll", "poll", "select", "kqueue")
+_RESOLVERS = ("thread", "ares", "block")
 
 
 class Config:
@@ -33,6 +35,7 @@ class Config:
             "EVLOOP_MAX_BLOCKING_TIME", env.get("EVLOOP_MAX_BLOCKING_TIME"), 0.1)
         self.threadpool_size: int = int(self._positive(
             "EVLOOP_THREADPOOL_SIZE", env.get("EVLOOP_THREADPOOL_SIZE"), 10, integer=True))
+        self.resolver: str = self._resolver(env.get("EVLOOP_RESOLVER"))
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:
@@ -68,6 +71,16 @@ class Config:
             raise ValueError(f"EVLOOP_BACKEND={raw!r}: unknown backend {bad[0]!r}; "
                              f"choose from {', '.join(_BACKENDS)}")
         return ",".join(names)
+
+    @staticmethod
+    def _resolver(raw: Optional[str]) -> str:
+        if raw is None or not raw.strip():
+            return "thread"
+        name = raw.strip().lower()
+        if name not in _RESOLVERS:
+            raise ValueError(f"EVLOOP_RESOLVER={raw!r}: unknown resolver {name!r}; "
+                             f"choose from {', '.join(_RESOLVERS)}")
+        return name
 
 
 _config: Optional[Config] = None

@@ -209,7 +209,7 @@ class Hub(greenlet):
         return self._threadpool
 
     @property
-    def resolver(self):
+    def resolver(self) -> Any:
         """This hub's resolver, created on first use from EVLOOP_RESOLVER."""
         if self._resolver is None:
             from evloop.resolver import resolver_class  # noqa: PLC0415 (layer above)
@@ -217,7 +217,7 @@ class Hub(greenlet):
         return self._resolver
 
     @resolver.setter
-    def resolver(self, value) -> None:
+    def resolver(self, value: Any) -> None:
         self._resolver = value
 
     def destroy(self, destroy_loop: Optional[bool] = None) -> None:
@@ -232,6 +232,11 @@ class Hub(greenlet):
                 self._threadpool.kill()
             finally:
                 self._threadpool = None
+        if self._resolver is not None:
+            try:
+                self._resolver.close()
+            finally:
+                self._resolver = None
         loop = self.loop
         if self and not self.dead and getcurrent() is not self:
             # suspended inside loop.run(): make it leave (it returns to us, its parent,

@@ -277,7 +277,8 @@ def socketpair(family: int = -1, type: int = __socket__.SOCK_STREAM,
                proto: int = 0) -> Tuple[socket, socket]:
     if family == -1:
         family = getattr(__socket__, "AF_UNIX", AF_INET)
-    a, b = __socket__.socketpair(family, type, proto)
+    # _socket's, not socket.socketpair: after monkey-patching that one is this function
+    a, b = __import__("_socket").socketpair(family, type, proto)
     return (socket(a.family, a.type, a.proto, a.detach()),
             socket(b.family, b.type, b.proto, b.detach()))
 
@@ -287,30 +288,10 @@ def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
 
 
 # -- name resolution: through the hub's resolver (a thread pool by default) ----------------
-
-def _resolver():
-    return get_hub().resolver
-
-
-def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
-                flags: int = 0) -> List[Any]:
-    return _resolver().getaddrinfo(host, port, family, type, proto, flags)
-
-
-def gethostbyname(hostname: str) -> str:
-    return _resolver().gethostbyname(hostname)
-
-
-def gethostbyname_ex(hostname: str) -> Tuple[str, List[str], List[str]]:
-    return _resolver().gethostbyname_ex(hostname)
-
-
-def gethostbyaddr(ip_address: str) -> Tuple[str, List[str], List[str]]:
-    return _resolver().gethostbyaddr(ip_address)
-
-
-def getnameinfo(sockaddr: Any, flags: int) -> Tuple[str, str]:
-    return _resolver().getnameinfo(sockaddr, flags)
+# evloop.resolver answers literal addresses at once and sends names to the hub's resolver;
+# its getaddrinfo returns AddressFamily/SocketKind members, as the stdlib's does.
+from evloop.resolver import (getaddrinfo, gethostbyaddr, gethostbyname,  # noqa: E402
+                             gethostbyname_ex, getnameinfo)
 
 
 def getfqdn(name: str = "") -> str:
