@@ -1062,6 +1062,8 @@ typedef struct { EvWatcher base; ev_io io; } EvIo;
 static int
 io_prestart(EvWatcher *self)
 {
+    if (self->flags & EVLOOP_W_FD_TRUSTED)
+        return 0;
     return evloop_fd_alive(((EvIo *)self)->io.fd);
 }
 

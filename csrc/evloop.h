@@ -23,6 +23,8 @@
 #define EVLOOP_W_SIGOWNED    0x20 /* signal: counted in the process-wide signal table */
 #define EVLOOP_W_CHILDCOUNT  0x40 /* child: counted towards the SIGCHLD handler */
 #define EVLOOP_W_SWITCH      0x80 /* callback is a Waiter: switch to its greenlet (hub) */
+#define EVLOOP_W_FD_TRUSTED  0x100 /* io: the owner knows the fd is open (SockIO: a system
+                                      call on it just said EAGAIN); skip the fcntl check */
 
 /* run_callback queue entries */
 #define EVLOOP_CB_CALL          0 /* callback(*args) */

@@ -55,6 +55,9 @@ evloop_sockio_watcher(EvSockIO *self, int events)
             Py_DECREF(w);
             return NULL;
         }
+        /* SockIO waits only right after a system call on the fd returned EAGAIN, and
+         * close() (called before the owner closes the fd) stops these watchers for good */
+        w->base.flags |= EVLOOP_W_FD_TRUSTED;
         *slot = w;
     }
     return *slot;
