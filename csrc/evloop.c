@@ -278,6 +278,9 @@ evloop_sigchld_install(void)
     if (evloop_sigchld_have_libev && !evloop_sigchld_installed) {
         sigaction(SIGCHLD, &evloop_libev_sigchld, &evloop_prev_sigchld);
         evloop_sigchld_installed = 1;
+        /* a child that exited while the handler was down sent its SIGCHLD elsewhere:
+         * make libev look for exited children now */
+        ev_feed_signal(SIGCHLD);
     }
 }
 
@@ -1492,11 +1495,8 @@ child_prestart(EvWatcher *self)
         return -1;
     evloop_child_watchers++;
     self->flags |= EVLOOP_W_CHILDCOUNT;
-    if (!evloop_sigchld_installed) {
-        evloop_sigchld_install();
-        /* a child that exited before the handler was installed would be missed */
-        ev_feed_signal(SIGCHLD);
-    }
+    /* installing also makes libev look for children that exited before */
+    evloop_sigchld_install();
     return 0;
 }
 
