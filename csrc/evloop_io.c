@@ -302,6 +302,8 @@ sockio_recv(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
         if (flags == -1 && PyErr_Occurred())
             return NULL;
     }
+    if (n == 0) /* as CPython: nothing to read, no system call, no wait */
+        return PyBytes_FromStringAndSize(NULL, 0);
     buf = PyBytes_FromStringAndSize(NULL, n);
     if (buf == NULL)
         return NULL;
@@ -356,6 +358,10 @@ sockio_recv_into(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "buffer too small for requested bytes");
         return NULL;
+    }
+    if (n == 0) { /* an empty buffer: nothing to read, do not wait for data */
+        PyBuffer_Release(&view);
+        return PyLong_FromLong(0);
     }
     for (;;) {
         ssize_t r;
