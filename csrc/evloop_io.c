@@ -350,8 +350,14 @@ sockio_recv_into(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "negative buffersize in recv_into");
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0)
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) { /* as CPython's recv_into */
+            PyErr_Format(PyExc_TypeError,
+                         "recv_into() argument 'buffer' must be read-write bytes-like "
+                         "object, not %.100s", Py_TYPE(args[0])->tp_name);
+        }
         return NULL;
+    }
     if (n == 0)
         n = view.len;
     else if (view.len < n) {

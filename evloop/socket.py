@@ -23,6 +23,12 @@ from typing import Any, List, Optional, Tuple
 from evloop import core
 from evloop.hub import get_hub
 
+# the rest of the stdlib module's public names (EBADF, SocketIO, AddressInfo, MsgFlag, ...)
+# that its __all__ leaves out; the ones this module defines below replace them
+for _name in dir(__socket__):
+    if not _name.startswith("_") and _name not in globals():
+        globals()[_name] = getattr(__socket__, _name)
+
 __all__ = list(__socket__.__all__)
 for _name in ("socket", "SocketType", "socketpair", "fromfd", "create_connection",
               "create_server", "getaddrinfo", "gethostbyname", "gethostbyname_ex",
@@ -264,12 +270,14 @@ SocketType = socket
 
 def wait_read(fileno: int, timeout: Optional[float] = None) -> None:
     """Block the current greenlet until ``fileno`` is readable (socket.timeout after
-    ``timeout`` seconds)."""
+    ``timeout`` seconds; OSError EBADF for a closed fd)."""
+    _os.fstat(fileno)  # any fd may come here: refuse a closed one before libev sees it
     _SockIO(fileno).wait_read(timeout)
 
 
 def wait_write(fileno: int, timeout: Optional[float] = None) -> None:
     """Block the current greenlet until ``fileno`` is writable."""
+    _os.fstat(fileno)
     _SockIO(fileno).wait_write(timeout)
 
 
