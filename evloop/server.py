@@ -29,6 +29,8 @@ _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # errors a single failed connection causes; just go on accepting
 _CONNECTION_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM,
                       errno.EINTR, errno.EAGAIN}
+# the listener itself is unusable (closed, not listening, not a socket): stop the server
+_FATAL_ERRORS = {errno.EBADF, errno.EINVAL, errno.ENOTSOCK, errno.EOPNOTSUPP}
 
 
 def _parse_address(address: Any) -> Tuple[int, Any]:
@@ -49,6 +51,18 @@ def _parse_address(address: Any) -> Tuple[int, Any]:
             return _socket.AF_INET, (host, int(port))
         return _socket.AF_INET, ("", int(address))
     raise TypeError(f"expected a socket, an address tuple or 'host:port', not {address!r}")
+
+
+def _check_socket_type(sock: Any, kind: int, what: str) -> None:
+    if sock is None:
+        return
+    try:
+        actual = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_TYPE)
+    except (OSError, AttributeError):
+        return
+    if actual != kind:
+        raise ValueError(f"{what} needs a {'SOCK_STREAM' if kind == _socket.SOCK_STREAM else 'SOCK_DGRAM'}"
+                         f" socket, got {sock!r}")
 
 
 class BaseServer:
@@ -240,6 +254,13 @@ class BaseServer:
                 if ex.errno in _CONNECTION_ERRORS:
                     continue
                 self.hub.handle_error(self, *sys.exc_info())
+                if ex.errno in _FATAL_ERRORS:
+                    # reported once; retrying would fail the same way on every iteration
+                    self.close()
+                else:
+                    # unknown: back off like for a resource shortage, never spin
+                    self._pause(self._delay)
+                    self._delay = min(self.max_delay, self._delay * 2)
                 return
             if args is None:
                 return  # nothing more to accept now
@@ -283,6 +304,7 @@ class StreamServer(BaseServer):
             if "certfile" in ssl_args:
                 ssl_context.load_cert_chain(ssl_args["certfile"], ssl_args.get("keyfile"))
         self.ssl_context = ssl_context
+        _check_socket_type(self.socket, _socket.SOCK_STREAM, "StreamServer")
         if self.socket is not None and not isinstance(self.socket, _socket.socket):
             # a stdlib listening socket: make it cooperative
             std = self.socket
@@ -313,9 +335,10 @@ class StreamServer(BaseServer):
             fd, address = self.socket._accept()
         except BlockingIOError:
             return None
+        # the new socket starts with the default timeout (None: blocking), as the stdlib's
+        # accept() gives it when the listener has no timeout
         sock = _socket.socket(self.socket.family, self.socket.type, self.socket.proto,
                               fileno=fd)
-        sock.setblocking(True)
         return sock, address
 
     def _close_args(self, args: Tuple[Any, ...]) -> None:
@@ -363,6 +386,7 @@ class DatagramServer(BaseServer):
     def __init__(self, listener: Any, handle: Optional[Callable[..., Any]] = None,
                  spawn: Any = "default") -> None:
         BaseServer.__init__(self, listener, handle=handle, spawn=spawn)
+        _check_socket_type(self.socket, _socket.SOCK_DGRAM, "DatagramServer")
         if self.socket is not None and not isinstance(self.socket, _socket.socket):
             std = self.socket
             self.socket = _socket.socket(std.family, std.type, std.proto, std.detach())

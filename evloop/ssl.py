@@ -99,8 +99,20 @@ class SSLSocket(_std_SSLSocket, _evsocket.socket):
         self._sslobj = None
         return sock
 
-    # stdlib SSLSocket.sendall/recv/recv_into/send call self.read/self.write (ours); with
-    # the TLS layer removed (unwrap) they fall back to the cooperative socket's versions.
+    def send(self, data: Any, flags: int = 0) -> int:
+        # the stdlib's send calls self._sslobj.write directly, which on our non-blocking fd
+        # raises SSLWantWriteError when the socket buffer is full: go through write()
+        self._checkClosed()
+        if self._sslobj is not None:
+            if flags != 0:
+                raise ValueError(
+                    f"non-zero flags not allowed in calls to send() on {self.__class__}")
+            return self.write(data)
+        return _evsocket.socket.send(self, data, flags)
+
+    # stdlib SSLSocket.sendall (which calls send) and recv/recv_into (which call read) now
+    # wait cooperatively; with the TLS layer removed (unwrap) they fall back to the
+    # cooperative socket's versions.
 
 
 class SSLContext(_std_SSLContext):
