@@ -298,6 +298,12 @@ class Event(_Linkable):
     def _reset_internal_locks(self) -> None:  # threading.Event compatibility (fork)
         pass
 
+    def _at_fork_reinit(self) -> None:
+        """threading calls this on a Thread's events in the child after fork: nobody is
+        waiting there any more."""
+        self._links.clear()
+        self._hub = self._loop = self._schedule = None
+
 
 class AsyncResult(_Linkable):
     """A one-shot result: ``set(value)`` or ``set_exception(exc)`` makes it ready and

@@ -567,7 +567,7 @@ def _killall(greenlets: List[Any], exception: Any, waiter: Optional[Waiter]) -> 
 def killall(greenlets: Sequence[Any], exception: Any = GreenletExit, block: bool = True,
             timeout: Optional[float] = None) -> None:
     """Kill every greenlet (raising ``exception`` in each, from the hub) and, if ``block``,
-    wait up to ``timeout`` for them to finish."""
+    wait up to ``timeout`` for them to finish (Timeout if some are still alive then)."""
     greenlets = list(greenlets)
     if not greenlets:
         return
@@ -581,6 +581,9 @@ def killall(greenlets: Sequence[Any], exception: Any = GreenletExit, block: bool
         waiter = Waiter(hub)
         hub.loop.run_callback(_killall, greenlets, exception, waiter)
         waiter.get()
-        joinall(greenlets, timeout=timeout)
+        done = joinall(greenlets, timeout=timeout)
+        if timeout is not None and len(done) < len(greenlets):
+            # as gevent: some survived the exception for longer than the timeout
+            raise Timeout(timeout)
     else:
         hub.loop.run_callback(_killall, greenlets, exception, None)

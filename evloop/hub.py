@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from threading import Event as _RealEvent, Thread as _RealThread
 import traceback
 from _thread import get_ident
 from typing import Any, Callable, Optional
@@ -411,13 +412,15 @@ class _BlockingMonitor:
     def __init__(self, hub: Hub, max_blocking_time: float) -> None:
         self.hub = hub
         self.max_blocking_time = max_blocking_time
-        self._stop = threading.Event()
+        # captured at import: after monkey-patching threading.Thread would be a greenlet
+        # (whose hub would start another monitor) and threading.Event a green one
+        self._stop = _RealEvent()
         self._thread: Optional[threading.Thread] = None
         self.reports = 0
         self.stream = sys.stderr
 
     def start(self) -> None:
-        start_new = threading.Thread(target=self._run, name="evloop-monitor", daemon=True)
+        start_new = _RealThread(target=self._run, name="evloop-monitor", daemon=True)
         self._thread = start_new
         start_new.start()
 

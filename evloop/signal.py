@@ -69,8 +69,12 @@ def getsignal(signalnum: int) -> _Handler:
     return getattr(handler, "__evloop_handler__", handler)
 
 
+_real_get_ident = __import__("_thread").get_ident  # captured before any monkey-patching
+
+
 def _check_main_thread() -> None:
-    if _threading.current_thread() is not _threading.main_thread():
+    # compare OS thread ids: after monkey-patching, current_thread() is per greenlet
+    if _real_get_ident() != _threading.main_thread().ident:
         raise ValueError("signal only works in main thread of the main interpreter")
 
 
