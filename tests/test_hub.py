@@ -543,6 +543,43 @@ def test_loop_exit_when_joining_a_greenlet_that_waits_forever(_no_leftovers):
     g.kill()
 
 
+def test_loop_exit_in_a_thread_hub():
+    def body():
+        hub = get_hub()
+        try:
+            w = Waiter()
+            w.what = "thread-waiter"
+            try:
+                w.get()
+            except LoopExit as ex:
+                return str(ex)
+            return "no LoopExit"
+        finally:
+            hub.destroy()
+
+    assert "thread-waiter" in in_thread(body)
+
+
+def test_garbage_collecting_greenlets_that_wait_forever():
+    # a greenlet blocked on a Waiter nobody will ever switch, then dropped: collecting it
+    # (GreenletExit thrown into it by greenlet's dealloc) must not crash or hang
+    proc = run_script("""
+        import gc, evloop
+        from evloop.hub import Waiter
+        def stuck():
+            Waiter().get()
+        gs = [evloop.spawn(stuck) for _ in range(100)]
+        evloop.sleep(0)
+        del gs
+        for _ in range(3):
+            gc.collect()
+            evloop.sleep(0.01)
+        print("alive", evloop.spawn(lambda: 1).get())
+    """)
+    assert "alive 1" in proc.stdout
+    assert "Fatal" not in proc.stderr
+
+
 def test_loop_exit_is_an_exception_not_a_base_exception():
     assert issubclass(LoopExit, Exception)
     assert evloop.LoopExit is LoopExit
@@ -674,6 +711,20 @@ def test_keyboard_interrupt_in_a_greenlet_is_raised_in_the_main_greenlet():
     assert "after alive" in proc.stdout
 
 
+def test_system_exit_in_a_loop_callback_is_raised_in_the_main_greenlet():
+    proc = run_script("""
+        import sys, evloop
+        evloop.get_hub().loop.run_callback(sys.exit, 4)
+        try:
+            evloop.sleep(1)
+        except SystemExit as ex:
+            print("main got SystemExit", ex.code)
+        print("after", evloop.spawn(lambda: "alive").get())
+    """)
+    assert "main got SystemExit 4" in proc.stdout
+    assert "after alive" in proc.stdout
+
+
 def test_uncaught_system_exit_ends_the_process():
     proc = run_script("""
         import evloop
@@ -756,7 +807,7 @@ def test_uncaught_blocking_call_in_a_callback_is_reported_not_deadlocked(errors)
 def test_hub_join_runs_until_nothing_is_left():
     done = []
     evloop.spawn(lambda: (evloop.sleep(0.02), done.append(1)))
-    evloop.spawn(lambda: (evloop.sleep(0.05), done.append(2)))
+    evloop.spawn(lambda: (evloop.sleep(0.15), done.append(2)))
     assert get_hub().join() is True
     assert done == [1, 2]
 
@@ -859,7 +910,7 @@ def test_destroy_never_resumes_waiting_greenlets():
     def body():
         hub = get_hub()
         ran = []
-        g = evloop.spawn(lambda: (evloop.sleep(LONG), ran.append("resumed")))
+        evloop.spawn(lambda: (evloop.sleep(LONG), ran.append("resumed")))
         evloop.sleep(0)
         hub.destroy()
         return ran, hub.loop

@@ -126,7 +126,7 @@ def test_queue_get_with_timeout_ends_an_idle_consumer():
     def consumer():
         while True:
             try:
-                got.append(q.get(timeout=0.05))
+                got.append(q.get(timeout=0.3))
             except gevent.queue.Empty:
                 return "idle"
 
@@ -281,7 +281,7 @@ def test_timeout_around_a_batch_of_workers():
 
 def test_each_worker_bounded_by_its_own_timeout():
     def worker(delay):
-        with gevent.Timeout(0.05, False):
+        with gevent.Timeout(0.3, False):
             gevent.sleep(delay)
             return "finished"
         return "gave up"
@@ -296,7 +296,7 @@ def test_with_timeout_fallback_values():
         gevent.sleep(delay)
         return key.upper()
 
-    jobs = [gevent.spawn(gevent.with_timeout, 0.05, lookup, k, d, timeout_value="n/a")
+    jobs = [gevent.spawn(gevent.with_timeout, 0.3, lookup, k, d, timeout_value="n/a")
             for k, d in (("a", 0.001), ("b", LONG), ("c", 0.002))]
     gevent.joinall(jobs)
     assert [j.value for j in jobs] == ["A", "n/a", "C"]

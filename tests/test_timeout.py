@@ -96,7 +96,7 @@ def test_timeout_in_a_greenlet_only_hits_that_greenlet():
             return "timed out"
 
     g = spawn(worker)
-    other = spawn(sleep, 0.1)
+    other = spawn(sleep, 0.5)
     assert g.get(timeout=GUARD) == "timed out"
     assert not other.dead
     other.join()
@@ -553,7 +553,7 @@ def test_with_timeout_cancels_its_timer():
 
 
 def test_with_timeout_in_greenlets():
-    gs = [spawn(with_timeout, 0.02, sleep, d, timeout_value="late") for d in (0.001, LONG)]
+    gs = [spawn(with_timeout, 0.3, sleep, d, timeout_value="late") for d in (0.001, LONG)]
     evloop.joinall(gs)
     assert [g.value for g in gs] == [None, "late"]
 
