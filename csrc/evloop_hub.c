@@ -150,6 +150,21 @@ waiter_dealloc(EvWaiter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Waking a greenlet is the hub's job: from anywhere else the switch would never return. */
+static int
+evloop_waiter_check_hub(EvWaiter *self, const char *method)
+{
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    int in_hub = (PyObject *)cur == self->hub;
+    Py_XDECREF(cur);
+    if (!in_hub) {
+        PyErr_Format(PyExc_AssertionError,
+                     "Can only use Waiter.%s method from the Hub greenlet", method);
+        return -1;
+    }
+    return 0;
+}
+
 /* Resume the waiting greenlet with value, or store it. Runs in the hub. */
 static int
 evloop_waiter_switch(EvWaiter *self, PyObject *value)
@@ -162,16 +177,8 @@ evloop_waiter_switch(EvWaiter *self, PyObject *value)
         Py_XSETREF(self->exc, Py_None);
         return 0;
     }
-    {
-        PyGreenlet *cur = PyGreenlet_GetCurrent();
-        int in_hub = (PyObject *)cur == self->hub;
-        Py_XDECREF(cur);
-        if (!in_hub) {
-            PyErr_SetString(PyExc_AssertionError,
-                            "Can only use Waiter.switch method from the Hub greenlet");
-            return -1;
-        }
-    }
+    if (evloop_waiter_check_hub(self, "switch") < 0)
+        return -1;
     g = self->greenlet;
     Py_INCREF(g);
     if (value == Py_None) {
@@ -233,16 +240,8 @@ evloop_waiter_throw(EvWaiter *self, PyObject *throw_args)
         Py_XSETREF(self->exc, t);
         return 0;
     }
-    {
-        PyGreenlet *cur = PyGreenlet_GetCurrent();
-        int in_hub = (PyObject *)cur == self->hub;
-        Py_XDECREF(cur);
-        if (!in_hub) {
-            PyErr_SetString(PyExc_AssertionError,
-                            "Can only use Waiter.throw method from the Hub greenlet");
-            return -1;
-        }
-    }
+    if (evloop_waiter_check_hub(self, "throw") < 0)
+        return -1;
     g = self->greenlet;
     Py_INCREF(g);
     res = PyGreenlet_Throw((PyGreenlet *)g, typ, val, tb == Py_None ? NULL : tb);

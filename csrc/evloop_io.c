@@ -252,32 +252,32 @@ sockio_close(EvSockIO *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* wait_read/wait_write([timeout]): without an argument the socket's timeout applies (a
+ * non-blocking socket's 0.0 meaning "no limit" here: an explicit wait always waits) */
 static PyObject *
-sockio_wait_read(EvSockIO *self, PyObject *args)
+evloop_sockio_wait_method(EvSockIO *self, PyObject *args, int events, const char *fmt)
 {
     PyObject *t = Py_None;
     double timeout = self->timeout;
-    if (!PyArg_ParseTuple(args, "|O:wait_read", &t))
+    if (!PyArg_ParseTuple(args, fmt, &t))
         return NULL;
     if (t != Py_None && evloop_get_double(t, "timeout", &timeout) < 0)
         return NULL;
-    if (evloop_sockio_wait(self, EV_READ, timeout == 0.0 && t == Py_None ? -1.0 : timeout) < 0)
+    if (evloop_sockio_wait(self, events, timeout == 0.0 && t == Py_None ? -1.0 : timeout) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *
+sockio_wait_read(EvSockIO *self, PyObject *args)
+{
+    return evloop_sockio_wait_method(self, args, EV_READ, "|O:wait_read");
+}
+
+static PyObject *
 sockio_wait_write(EvSockIO *self, PyObject *args)
 {
-    PyObject *t = Py_None;
-    double timeout = self->timeout;
-    if (!PyArg_ParseTuple(args, "|O:wait_write", &t))
-        return NULL;
-    if (t != Py_None && evloop_get_double(t, "timeout", &timeout) < 0)
-        return NULL;
-    if (evloop_sockio_wait(self, EV_WRITE, timeout == 0.0 && t == Py_None ? -1.0 : timeout) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_sockio_wait_method(self, args, EV_WRITE, "|O:wait_write");
 }
 
 static PyObject *
