@@ -15,6 +15,11 @@ Two families share an entry point here:
 * ``hub_*`` (``run_hub``): the greenlet API (``spawn``, ``sleep``, ``joinall``,
   ``event.Event``) on evloop and gevent, and the same work written with asyncio's API on
   the stdlib loop (``asyncio``) and on uvloop (``uvloop``).
+
+The I/O workloads (``io_*``, ``tcp_echo``, ``urllib100``) use ``run_io``: like ``run_hub``
+but their setup (sockets, idle greenlets, a server) is untimed and they time their hot
+part themselves (``timed_result``, ``timed_await``), or let the C load generator
+(``loadgen/echo_client.c``, built by ``loadgen_command``) measure it.
 """
 
 import gc
@@ -53,24 +58,26 @@ def load_core(impl):
     raise SystemExit(f"impl {impl!r} has no gevent.core-shaped core")
 
 
-def load_greenlet_api(impl):
+def load_greenlet_api(impl, submodules=()):
     """The top-level module of a greenlet implementation: ``spawn``, ``sleep``, ``joinall``
-    and ``event.Event``."""
+    and ``event.Event``, and any ``submodules`` (``"socket"``, ``"server"``) imported now,
+    untimed, so that they are attributes of it."""
     if impl == "evloop":
-        import evloop
+        import evloop as api
 
         try:  # imported now, untimed (``import gevent`` imports gevent.event too)
             import evloop.event  # noqa: F401
         except ModuleNotFoundError as exc:  # only workloads using Event need it
             if exc.name != "evloop.event":
                 raise
-        return evloop
-    if impl == "gevent":
-        gevent = _import_gevent()
+    elif impl == "gevent":
+        api = _import_gevent()
         import gevent.event  # noqa: F401 - so that gevent.event is an attribute
-
-        return gevent
-    raise SystemExit(f"impl {impl!r} has no greenlet API")
+    else:
+        raise SystemExit(f"impl {impl!r} has no greenlet API")
+    for name in submodules:
+        __import__(f"{impl}.{name}")
+    return api
 
 
 def load_asyncio_loop_factory(impl):
@@ -101,11 +108,11 @@ def timed(func, *args):
     return timed_result(func, *args)[0]
 
 
-async def _timed_await(aio, asyncio):
+async def timed_await(coro_func, *args):
     """``timed_result`` for a coroutine function, inside the running loop."""
     gc.collect()
     start = time.perf_counter()
-    result = await aio(asyncio)
+    result = await coro_func(*args)
     return time.perf_counter() - start, result
 
 
@@ -144,12 +151,77 @@ def run_hub(green, aio, count):
     elif impl in ASYNCIO_IMPLS:
         import asyncio
 
-        new_event_loop, loop_class = load_asyncio_loop_factory(impl)
-        with asyncio.Runner(debug=False, loop_factory=new_event_loop) as runner:
-            loop = runner.get_loop()
-            if not isinstance(loop, loop_class):
-                raise SystemExit(f"{impl}: the loop is a {type(loop)!r}, not a {loop_class!r}")
-            seconds, values = runner.run(_timed_await(aio, asyncio))
+        seconds, values = run_asyncio(impl, timed_await(aio, asyncio))
     else:
         raise SystemExit(f"unknown impl {impl!r}")
     report(count(values), seconds)
+
+
+def run_asyncio(impl, coro):
+    """Run ``coro`` as the main task of a fresh, checked loop of ``impl``; its result."""
+    import asyncio
+
+    new_event_loop, loop_class = load_asyncio_loop_factory(impl)
+    with asyncio.Runner(debug=False, loop_factory=new_event_loop) as runner:
+        loop = runner.get_loop()
+        if not isinstance(loop, loop_class):
+            raise SystemExit(f"{impl}: the loop is a {type(loop)!r}, not a {loop_class!r}")
+        return runner.run(coro)
+
+
+def run_io(green, aio=None, impls=HUB_IMPLS, submodules=("socket",)):
+    """Entry point of an I/O workload: ``green(api) -> (ops, seconds)`` on a greenlet impl
+    (``api`` as for ``run_hub``, with ``submodules`` imported: ``api.socket``, ...), or
+    ``aio(asyncio)``, a coroutine function returning ``(ops, seconds)``, run as the main
+    task on an asyncio impl. The workload does its own untimed setup and times its hot part
+    (``timed_result`` / ``timed_await``)."""
+    impl = impl_argument()
+    if impl not in impls:
+        raise SystemExit(f"impl {impl!r} not supported here (only {impls})")
+    if impl in GREENLET_IMPLS:
+        api = load_greenlet_api(impl, submodules)
+        api.sleep(0)  # create and start the hub, untimed
+        ops, seconds = green(api)
+    else:
+        import asyncio
+
+        ops, seconds = run_asyncio(impl, aio(asyncio))
+    report(ops, seconds)
+
+
+def raise_fd_limit(needed):
+    """Raise RLIMIT_NOFILE's soft limit to the hard one; exit if that is below ``needed``."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(f"needs {needed} fds, RLIMIT_NOFILE hard limit is {hard}")
+
+
+LOADGEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loadgen")
+BUILD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build")
+
+
+def loadgen_command(name, *args):
+    """argv of the C load generator ``loadgen/<name>.c``, compiled with ``cc -O2`` into
+    ``.build/<name>`` first if missing or older than its source."""
+    import subprocess
+
+    src = os.path.normpath(os.path.join(LOADGEN_DIR, f"{name}.c"))
+    exe = os.path.normpath(os.path.join(BUILD_DIR, name))
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        os.makedirs(BUILD_DIR, exist_ok=True)
+        tmp = f"{exe}.{os.getpid()}"
+        subprocess.run(["cc", "-O2", "-o", tmp, src], check=True)
+        os.replace(tmp, exe)
+    return [exe, *map(str, args)]
+
+
+def loadgen_result(returncode, stdout, stderr=""):
+    """``(ops, seconds)`` printed by a load generator, which must have succeeded."""
+    if returncode:
+        raise SystemExit(f"load generator failed ({returncode}): {stderr}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return result["ops"], result["seconds"]
