@@ -71,7 +71,8 @@ class Hub(greenlet):
             if default is None:
                 default = self.thread_ident == _main_thread_ident
             loop = core.loop(flags=config.backend, default=default)
-        self.loop: Optional[core.loop] = loop
+        # None only after destroy(); typed as a loop since every live use has one
+        self.loop: core.loop = loop
         loop.error_handler = self
         self.exception_stream = sys.stderr
         self._threadpool = None
@@ -246,7 +247,7 @@ class Hub(greenlet):
                 self.throw(HubDestroyed)
             except HubDestroyed:
                 pass
-        self.loop = None
+        self.loop = None  # type: ignore[assignment]
         if loop is not None:
             if destroy_loop is None:
                 destroy_loop = not loop.default
