@@ -1,10 +1,12 @@
 /* evloop_config.h — the fixed configuration libev is compiled with.
  *
- * evloop never runs libev's configure script: a configure step is a known source of
- * broken builds (wrong feature probes in cross or isolated builds). Instead every
- * feature is chosen here, once, from what the platform is known to have. This header
- * must be included before ev.h / ev.c in every translation unit that touches libev, so
- * all units agree on the watcher struct layout.
+ * Why it exists: evloop never runs libev's configure script, a known source of broken
+ * builds (wrong feature probes in cross or isolated builds). Every feature is chosen here,
+ * once, from what the platform is known to have.
+ *
+ * What it must not do: depend on probing the build machine. It must be included before
+ * ev.h / ev.c in every translation unit that touches libev, so all units agree on the
+ * watcher struct layout.
  */
 #ifndef EVLOOP_CONFIG_H
 #define EVLOOP_CONFIG_H

@@ -1,11 +1,13 @@
 """evloop: a C-accelerated event loop for Python, with gevent's API.
 
-libev (vendored, compiled by a cffi build) does the polling; greenlets do the waiting.
-This module re-exports the greenlet API (``spawn``, ``sleep``, ``joinall``, ``Timeout``,
-...) so that ``import evloop as gevent`` runs gevent-style programs; submodules
-(``evloop.event``, ``evloop.queue``, ``evloop.lock``, ``evloop.pool``, ``evloop.local``,
-...) load on first attribute access. Importing evloop starts no loop and touches no
-signal: the hub is created by the first call that needs it.
+Why it exists: it is the name programs import. libev (vendored, compiled by a cffi build)
+does the polling; greenlets do the waiting. This module re-exports the greenlet API
+(``spawn``, ``sleep``, ``joinall``, ``Timeout``, ...) so that ``import evloop as gevent``
+runs gevent-style programs; submodules (``evloop.event``, ``evloop.queue``,
+``evloop.lock``, ``evloop.pool``, ``evloop.local``, ...) load on first attribute access.
+
+What it must not do: start a loop, touch a signal or patch anything at import; the hub is
+created by the first call that needs it.
 """
 import importlib as _importlib
 from typing import Any

@@ -1,8 +1,10 @@
 """Exceptions of the greenlet layer, with gevent's names.
 
 Why it exists: the hub, the C hot path and the synchronisation primitives raise these, and
-user code catches them by these names (``from evloop.exceptions import LoopExit``). It must
-not import anything above the core.
+user code catches them by these names (``from evloop.exceptions import LoopExit``).
+
+What it must not do: import anything but greenlet (the C core receives these classes from
+evloop.hub, so this module sits below the hub).
 """
 from greenlet import GreenletExit
 
