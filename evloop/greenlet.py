@@ -223,6 +223,9 @@ class Greenlet(greenlet):
 
     def _report_error(self, exc_info: tuple) -> None:
         if isinstance(exc_info[1], GreenletExit):
+            # the value of a killed greenlet: its traceback would keep the dead frames, and
+            # every socket or file their locals held, alive as long as this object
+            exc_info[1].__traceback__ = None
             self._report_result(exc_info[1])
             return
         self._exc_info = exc_info
