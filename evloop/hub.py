@@ -132,7 +132,7 @@ class Hub(greenlet):
         timer = None
         if timeout is not None:
             timer = self.loop.timer(_seconds(timeout, "timeout"), ref=False)
-            timer.start(waiter.switch, None)
+            timer.start(waiter.switch, None, update=True)  # count from now, not the cached time
         try:
             try:
                 waiter.get()

@@ -563,7 +563,7 @@ def _wait_watched(hub: Hub, pid: int) -> Optional[Tuple[int, int]]:
 
     w = _watch(pid, _done, ref=True, claims=True)
     timer = loop.timer(SAFETY_POLL, ref=False)
-    timer.start(waiter.switch, None)
+    timer.start(waiter.switch, None, update=True)
     try:
         return waiter.get()
     finally:

@@ -292,7 +292,7 @@ class Popen(_subprocess.Popen):
             # SAFETY_POLL: _wait() polls the OS now and then (see evloop.os)
             wait = _evos.SAFETY_POLL if timeout is None else min(timeout, _evos.SAFETY_POLL)
             timer = hub.loop.timer(wait, ref=False)
-            timer.start(waiter.switch, None)
+            timer.start(waiter.switch, None, update=True)
             waiter.get()
         finally:
             self._evloop_waiters.remove(entry)
