@@ -165,6 +165,20 @@ evloop_waiter_check_hub(EvWaiter *self, const char *method)
     return 0;
 }
 
+/* What came back to the hub from switching or throwing into g: an exception is the
+ * hub's to report. Consumes res (may be NULL) and the caller's reference to g. */
+static int
+evloop_hub_switched(EvWaiter *self, PyObject *g, PyObject *res)
+{
+    int r = 0;
+    if (res == NULL)
+        r = evloop_hub_report(self->hub, g);
+    else
+        Py_DECREF(res);
+    Py_DECREF(g);
+    return r;
+}
+
 /* Resume the waiting greenlet with value, or store it. Runs in the hub. */
 static int
 evloop_waiter_switch(EvWaiter *self, PyObject *value)
@@ -194,14 +208,7 @@ evloop_waiter_switch(EvWaiter *self, PyObject *value)
     }
     res = PyGreenlet_Switch((PyGreenlet *)g, args, NULL);
     Py_DECREF(args);
-    if (res == NULL) {
-        int r = evloop_hub_report(self->hub, g);
-        Py_DECREF(g);
-        return r;
-    }
-    Py_DECREF(res);
-    Py_DECREF(g);
-    return 0;
+    return evloop_hub_switched(self, g, res);
 }
 
 static PyObject *
@@ -245,14 +252,7 @@ evloop_waiter_throw(EvWaiter *self, PyObject *throw_args)
     g = self->greenlet;
     Py_INCREF(g);
     res = PyGreenlet_Throw((PyGreenlet *)g, typ, val, tb == Py_None ? NULL : tb);
-    if (res == NULL) {
-        int r = evloop_hub_report(self->hub, g);
-        Py_DECREF(g);
-        return r;
-    }
-    Py_DECREF(res);
-    Py_DECREF(g);
-    return 0;
+    return evloop_hub_switched(self, g, res);
 }
 
 static PyObject *

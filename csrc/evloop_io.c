@@ -135,6 +135,26 @@ evloop_sockio_retry(EvSockIO *self, int err, int events, double timeout)
     return -1;
 }
 
+/* The fast path's one loop: recv (EV_READ) or send (EV_WRITE) once; on EAGAIN wait for the
+ * fd (at most `timeout`) and try again; on EINTR run signal handlers and try again.
+ * Returns the byte count, or -1 with an exception set. */
+static Py_ssize_t
+evloop_sockio_call(EvSockIO *self, int events, char *buf, size_t len, int flags,
+                   double timeout)
+{
+    for (;;) {
+        ssize_t r;
+        if (evloop_sockio_alive(self) < 0)
+            return -1;
+        r = events == EV_READ ? recv(self->fd, buf, len, flags)
+                              : send(self->fd, buf, len, flags);
+        if (r >= 0)
+            return r;
+        if (evloop_sockio_retry(self, errno, events, timeout) < 0)
+            return -1;
+    }
+}
+
 static PyObject *
 sockio_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -283,7 +303,7 @@ sockio_wait_write(EvSockIO *self, PyObject *args)
 static PyObject *
 sockio_recv(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_ssize_t n;
+    Py_ssize_t n, got;
     int flags = 0;
     PyObject *buf;
     if (nargs < 1 || nargs > 2) {
@@ -307,23 +327,15 @@ sockio_recv(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
     buf = PyBytes_FromStringAndSize(NULL, n);
     if (buf == NULL)
         return NULL;
-    for (;;) {
-        ssize_t r;
-        int rc;
-        if (evloop_sockio_alive(self) < 0)
-            break;
-        r = recv(self->fd, PyBytes_AS_STRING(buf), (size_t)n, flags);
-        if (r >= 0) {
-            if (r != n && _PyBytes_Resize(&buf, r) < 0)
-                return NULL;
-            return buf;
-        }
-        rc = evloop_sockio_retry(self, errno, EV_READ, self->timeout);
-        if (rc < 0)
-            break;
+    got = evloop_sockio_call(self, EV_READ, PyBytes_AS_STRING(buf), (size_t)n, flags,
+                             self->timeout);
+    if (got < 0) {
+        Py_DECREF(buf);
+        return NULL;
     }
-    Py_DECREF(buf);
-    return NULL;
+    if (got != n && _PyBytes_Resize(&buf, got) < 0)
+        return NULL;
+    return buf;
 }
 
 static PyObject *
@@ -369,26 +381,16 @@ sockio_recv_into(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         return PyLong_FromLong(0);
     }
-    for (;;) {
-        ssize_t r;
-        if (evloop_sockio_alive(self) < 0)
-            break;
-        r = recv(self->fd, view.buf, (size_t)n, flags);
-        if (r >= 0) {
-            PyBuffer_Release(&view);
-            return PyLong_FromSsize_t(r);
-        }
-        if (evloop_sockio_retry(self, errno, EV_READ, self->timeout) < 0)
-            break;
-    }
+    n = evloop_sockio_call(self, EV_READ, view.buf, (size_t)n, flags, self->timeout);
     PyBuffer_Release(&view);
-    return NULL;
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
 }
 
 static PyObject *
 sockio_send(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
+    Py_ssize_t sent;
     int flags = 0;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "send(data[, flags])");
@@ -401,20 +403,10 @@ sockio_send(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    for (;;) {
-        ssize_t r;
-        if (evloop_sockio_alive(self) < 0)
-            break;
-        r = send(self->fd, view.buf, (size_t)view.len, flags);
-        if (r >= 0) {
-            PyBuffer_Release(&view);
-            return PyLong_FromSsize_t(r);
-        }
-        if (evloop_sockio_retry(self, errno, EV_WRITE, self->timeout) < 0)
-            break;
-    }
+    sent = evloop_sockio_call(self, EV_WRITE, view.buf, (size_t)view.len, flags,
+                              self->timeout);
     PyBuffer_Release(&view);
-    return NULL;
+    return sent < 0 ? NULL : PyLong_FromSsize_t(sent);
 }
 
 /* sendall: the timeout bounds the whole call, as for a blocking stdlib socket. */

@@ -23,7 +23,7 @@ from collections import deque
 from typing import Any, Callable, Optional
 
 from evloop.exceptions import InvalidSwitchError, InvalidThreadUseError, LoopExit
-from evloop.hub import Waiter, _seconds, get_hub
+from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 from evloop.timeout import Timeout
 
 try:  # this thread's hub or None, straight from C (get_hub() adds a Python frame)
@@ -189,15 +189,11 @@ class _Linkable:
         if self._flag:
             _discard(links, waiter)
             return True
-        timer = hub.loop.timer(seconds)
-        timer.start(waiter.switch, _TIMEOUT, update=True)
         try:
-            result = waiter.get()
+            result = _wait_within(waiter, seconds, _TIMEOUT)
         except BaseException:
             _discard(links, waiter)
             raise
-        finally:
-            timer.close()
         if result is self:
             return True
         _discard(links, waiter)

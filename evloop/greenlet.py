@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 from greenlet import GreenletExit, getcurrent, greenlet
 
 from evloop.exceptions import InvalidSwitchError
-from evloop.hub import Waiter, _seconds, get_hub
+from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 from evloop.hub import _get_hub_if_exists
 from evloop.timeout import Timeout
 
@@ -304,15 +304,11 @@ class Greenlet(greenlet):
         waiter.what = self
         switch = waiter.switch
         self.rawlink(switch)
-        timer = None
-        if timeout is not None:
-            timer = hub.loop.timer(_seconds(timeout, "timeout"))
-            timer.start(switch, _TIMEOUT, update=True)
+        seconds = None if timeout is None else _seconds(timeout, "timeout")
         try:
-            result = waiter.get()
+            result = (waiter.get() if seconds is None
+                      else _wait_within(waiter, seconds, _TIMEOUT))
         finally:
-            if timer is not None:
-                timer.close()
             self.unlink(switch)
         if result is _TIMEOUT:
             return False

@@ -296,6 +296,18 @@ def _seconds(value: Any, what: str = "seconds") -> float:
     return value if value > 0 else 0.0
 
 
+def _wait_within(waiter: Waiter, seconds: float, timed_out: Any) -> Any:
+    """``waiter.get()``, or ``timed_out`` once ``seconds`` have passed: the timeout every
+    blocking primitive puts on its Waiter. The timer counts from now (not the loop's cached
+    time) and never outlives the wait."""
+    timer = waiter.hub.loop.timer(seconds)
+    timer.start(waiter.switch, timed_out, update=True)
+    try:
+        return waiter.get()
+    finally:
+        timer.close()
+
+
 #: sleep(seconds=0, ref=True): block the current greenlet for ``seconds``; ``sleep(0)``
 #: yields: every other ready greenlet and queued callback runs first (the loop also polls
 #: for I/O at least once per batch of callbacks). Negative values count as 0 (as in

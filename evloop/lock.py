@@ -22,7 +22,7 @@ from greenlet import getcurrent
 from evloop.event import (_TIMEOUT, _check_rebind, _current_hub, _discard, _new_waiter,
                           _timeout_seconds)
 from evloop.exceptions import InvalidSwitchError
-from evloop.hub import Waiter, get_hub
+from evloop.hub import Waiter, _wait_within, get_hub
 
 __all__ = ["Semaphore", "BoundedSemaphore", "DummySemaphore", "Lock", "RLock"]
 
@@ -191,18 +191,12 @@ class Semaphore:
             # a permit is free but others were in line (their notifier is queued), or a
             # release() in another thread raced with this append
             self._notifier = self._schedule(self._notify_links)
-        timer = None
-        if seconds is not None:
-            timer = hub.loop.timer(seconds)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         try:
-            result = waiter.get()
+            result = (waiter.get() if seconds is None
+                      else _wait_within(waiter, seconds, _TIMEOUT))
         except BaseException:
             self._leave(waiter)
             raise
-        finally:
-            if timer is not None:
-                timer.close()
         if result is self:
             if take:
                 self.counter -= 1

@@ -21,7 +21,7 @@ from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Option
 from greenlet import GreenletExit, getcurrent
 
 from evloop.greenlet import Greenlet, joinall
-from evloop.hub import Waiter, _seconds, get_hub
+from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 
 __all__ = ["Group", "Pool", "PoolFull"]
 
@@ -86,18 +86,13 @@ class _Slots:
         waiter = Waiter(hub)
         waiter.what = self
         entry = [waiter, takes]
-        timer = None
-        if timeout is not None:
-            timer = hub.loop.timer(timeout)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         self.waiters.append(entry)
         granted = False
         try:
-            granted = waiter.get() is _WOKEN
+            granted = (waiter.get() if timeout is None
+                       else _wait_within(waiter, timeout, _TIMEOUT)) is _WOKEN
             return granted
         finally:
-            if timer is not None:
-                timer.close()
             if not granted:
                 try:
                     self.waiters.remove(entry)
@@ -270,16 +265,11 @@ class Group:
             timeout = _seconds(timeout, "timeout")
         waiter = Waiter(hub)
         waiter.what = self
-        timer = None
-        if timeout is not None:
-            timer = hub.loop.timer(timeout)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         self._join_waiters.append(waiter)
         try:
-            return waiter.get() is not _TIMEOUT
+            return (waiter.get() if timeout is None
+                    else _wait_within(waiter, timeout, _TIMEOUT)) is not _TIMEOUT
         finally:
-            if timer is not None:
-                timer.close()
             try:
                 self._join_waiters.remove(waiter)
             except ValueError:

@@ -47,7 +47,7 @@ from greenlet import getcurrent
 from evloop.event import (_TIMEOUT, Event, _check_rebind, _current_hub, _discard,
                           _explain_loopexit, _new_waiter)
 from evloop.exceptions import BlockingSwitchOutError, InvalidSwitchError, LoopExit
-from evloop.hub import Waiter, _seconds, get_hub
+from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 
 __all__ = ["Queue", "SimpleQueue", "LifoQueue", "PriorityQueue", "JoinableQueue",
            "Channel", "Empty", "Full"]
@@ -237,12 +237,9 @@ class SimpleQueue:
         putters.append(waiter)
         if self._has_room() and self._notifier is None:
             self._notifier = self._schedule(self._unlock)  # room, but others were in line
-        timer = None
-        if seconds is not None:
-            timer = hub.loop.timer(seconds)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         try:
-            result = waiter.get()
+            result = (waiter.get() if seconds is None
+                      else _wait_within(waiter, seconds, _TIMEOUT))
         except BlockingSwitchOutError:
             # called from the hub: it cannot wait; let the waiting getters take what they
             # can, then put the item if there is room (gevent)
@@ -252,9 +249,6 @@ class SimpleQueue:
         except BaseException:
             self._leave(putters, waiter)
             raise
-        finally:
-            if timer is not None:
-                timer.close()
         if result is waiter:
             return  # _unlock put the item
         self._leave(putters, waiter)
@@ -411,10 +405,8 @@ class SimpleQueue:
                 self._leave(getters, waiter)
                 raise
         else:
-            timer = hub.loop.timer(seconds)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
             try:
-                result = waiter.get()
+                result = _wait_within(waiter, seconds, _TIMEOUT)
             except BlockingSwitchOutError:
                 self._leave(getters, waiter)
                 self._unlock()
@@ -424,8 +416,6 @@ class SimpleQueue:
             except BaseException:
                 self._leave(getters, waiter)
                 raise
-            finally:
-                timer.close()
         if result is self:
             # _unlock resumed us because an item is there, and waits until we took it
             item = self._peek() if peek else self._get()
@@ -732,19 +722,13 @@ class Channel:
         self.putters.append(waiter)
         if self.getters and self._notifier is None:
             self._notifier = self._schedule(self._unlock)
-        timer = None
-        if seconds is not None:
-            timer = hub.loop.timer(seconds)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         try:
-            result = waiter.get()
+            result = (waiter.get() if seconds is None
+                      else _wait_within(waiter, seconds, _TIMEOUT))
         except BaseException:
             # if a getter took the item already, the put happened before the exception
             self._withdraw(waiter)
             raise
-        finally:
-            if timer is not None:
-                timer.close()
         if result is waiter:
             return
         if result is _FAILED:
@@ -795,18 +779,12 @@ class Channel:
         getters.append(waiter)
         if putters and self._notifier is None:
             self._notifier = self._schedule(self._unlock)
-        timer = None
-        if seconds is not None:
-            timer = hub.loop.timer(seconds)
-            timer.start(waiter.switch, _TIMEOUT, update=True)
         try:
-            result = waiter.get()
+            result = (waiter.get() if seconds is None
+                      else _wait_within(waiter, seconds, _TIMEOUT))
         except BaseException:
             self._leave_getter(waiter)
             raise
-        finally:
-            if timer is not None:
-                timer.close()
         if result is _TIMEOUT:
             self._leave_getter(waiter)
             raise Empty
