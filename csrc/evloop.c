@@ -2142,6 +2142,53 @@ pyloop_fileno(EvLoop *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* The fds libev itself holds for this loop: the backend's (epoll), the wake-up eventfd or
+ * pipe (opened lazily by the first async or signal watcher), inotify's (the first stat
+ * watcher) and the timerfd (periodic watchers). They live as long as the loop, so a leak
+ * checker that sees them appear during a test must not count them. -1/-2 mean "not
+ * opened" in libev's fields. */
+static PyObject *
+pyloop_internal_fds(EvLoop *self, PyObject *unused)
+{
+    struct ev_loop *ev;
+    int fds[6], n = 0;
+    if (evloop_loop_alive(self) < 0)
+        return NULL;
+    ev = self->ev;
+    fds[n++] = ev->backend_fd;
+    fds[n++] = ev->evpipe[0];
+    fds[n++] = ev->evpipe[1];
+#if EV_USE_INOTIFY
+    fds[n++] = ev->fs_fd;
+#endif
+#if EV_USE_SIGNALFD
+    fds[n++] = ev->sigfd;
+#endif
+#if EV_USE_TIMERFD
+    fds[n++] = ev->timerfd;
+#endif
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        int dup = 0;
+        if (fds[i] < 0)
+            continue;
+        for (int j = 0; j < i; j++)
+            dup |= fds[j] == fds[i];  /* eventfd: evpipe[0] is -1, one fd in evpipe[1] */
+        if (dup)
+            continue;
+        PyObject *fd = PyLong_FromLong(fds[i]);
+        if (fd == NULL || PyList_Append(list, fd) < 0) {
+            Py_XDECREF(fd);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(fd);
+    }
+    return list;
+}
+
 static PyObject *
 pyloop_verify(EvLoop *self, PyObject *unused)
 {
@@ -2686,6 +2733,8 @@ static PyMethodDef pyloop_methods[] = {
      "stop every watcher and free the loop; deferred while it runs"},
     {"reinit", (PyCFunction)pyloop_reinit, METH_NOARGS, "after fork, in the child"},
     {"fileno", (PyCFunction)pyloop_fileno, METH_NOARGS, "the backend's fd, or None"},
+    {"internal_fds", (PyCFunction)pyloop_internal_fds, METH_NOARGS,
+     "the fds libev holds for this loop (backend, wake-up, inotify, timerfd)"},
     {"verify", (PyCFunction)pyloop_verify, METH_NOARGS, NULL},
     {"install_sigchld", (PyCFunction)pyloop_install_sigchld, METH_NOARGS, NULL},
     {"reset_sigchld", (PyCFunction)pyloop_reset_sigchld, METH_NOARGS, NULL},

@@ -328,6 +328,31 @@ class TestLoopCreation:
             assert isinstance(fd, int) and fd >= 0
         assert make_loop("select").fileno() is None
 
+    def test_internal_fds_are_the_fds_libev_opened_for_the_loop(self, make_loop, tmp_path):
+        if not LINUX:
+            pytest.skip("needs /proc/self/fd")
+        lp = make_loop("epoll")
+        fds = lp.internal_fds()
+        # the epoll fd and the wake-up eventfd, opened with the loop
+        assert lp.fileno() in fds and len(fds) == 2, fds
+        targets = sorted(os.readlink(f"/proc/self/fd/{fd}") for fd in fds)
+        assert targets == ["anon_inode:[eventfd]", "anon_inode:[eventpoll]"]
+        # the first stat watcher opens inotify's fd, which the loop keeps
+        w = lp.stat(str(tmp_path))
+        w.start(noop)
+        w.stop()
+        more = lp.internal_fds()
+        assert set(fds) < set(more) and len(more) == 3
+        (added,) = set(more) - set(fds)
+        assert os.readlink(f"/proc/self/fd/{added}") == "anon_inode:inotify"
+        lp.destroy()  # closes every one of them
+        for fd in more:
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        # select() has no fd of its own: only the wake-up fd
+        (wakeup,) = make_loop("select").internal_fds()
+        assert os.readlink(f"/proc/self/fd/{wakeup}") == "anon_inode:[eventfd]"
+
     def test_destroy_releases_fds(self):
         if not LINUX:
             pytest.skip("needs /proc/self/fd")
@@ -611,6 +636,7 @@ DESTROYED_LOOP_OPS = {  # op(loop, fd_of_an_open_socket)
     "ref": lambda lp, fd: lp.ref(),
     "unref": lambda lp, fd: lp.unref(),
     "reinit": lambda lp, fd: lp.reinit(),
+    "internal_fds": lambda lp, fd: lp.internal_fds(),
 }
 
 
