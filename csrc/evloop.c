@@ -2965,6 +2965,12 @@ static PyMethodDef module_methods[] = {
     {"_set_hub", mod_set_hub, METH_O, NULL},
     {"_io_configure", mod_io_configure, METH_O, NULL},
     {"_new_waiter", mod_new_waiter, METH_O, "Waiter(hub), fast"},
+    {"_greenlet_enter", (PyCFunction)(void (*)(void))mod_greenlet_enter, METH_FASTCALL,
+     "Greenlet.run() began"},
+    {"_greenlet_leave", (PyCFunction)(void (*)(void))mod_greenlet_leave, METH_FASTCALL,
+     "Greenlet.run() ended"},
+    {"_greenlets_running", mod_greenlets_running, METH_NOARGS,
+     "Greenlet.run() bodies entered and not yet left (all threads)"},
     {NULL}
 };
 

@@ -990,6 +990,50 @@ mod_hub_configure(PyObject *m, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* How many Greenlet.run() bodies have been entered and not yet left, in every thread: a
+ * leak checker's cheap "are greenlets still alive?" (tests/conftest.py), where scanning
+ * gc.get_objects() per test doubled the suite's time. Greenlet.run() calls
+ * _greenlet_enter()/_greenlet_leave(). Measured with callgrind on spawn+join: ~220
+ * instructions per greenlet as METH_FASTCALL (3.11 specialises those calls), ~480 as
+ * METH_NOARGS (not specialised), ~700 for a Python int global (allocates past 256; each
+ * STORE_GLOBAL is a dict store). The GIL makes the increments atomic. A greenlet freed
+ * without finishing (its thread died first) stays counted: readers compare two readings,
+ * never the absolute value. */
+static Py_ssize_t evloop_greenlets_running = 0;
+
+static int
+evloop_no_args(const char *name, Py_ssize_t nargs)
+{
+    if (nargs == 0)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s() takes no arguments (%zd given)", name, nargs);
+    return -1;
+}
+
+static PyObject *
+mod_greenlet_enter(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (evloop_no_args("_greenlet_enter", nargs) < 0)
+        return NULL;
+    evloop_greenlets_running++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_greenlet_leave(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (evloop_no_args("_greenlet_leave", nargs) < 0)
+        return NULL;
+    evloop_greenlets_running--;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_greenlets_running(PyObject *m, PyObject *unused)
+{
+    return PyLong_FromSsize_t(evloop_greenlets_running);
+}
+
 static PyObject *
 mod_getcurrent(PyObject *m, PyObject *unused)
 {

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
+from evloop.core import _greenlet_enter, _greenlet_leave
 from evloop.exceptions import InvalidSwitchError
 from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 from evloop.hub import _get_hub_if_exists
@@ -193,6 +194,7 @@ class Greenlet(greenlet):
     # -- running -------------------------------------------------------------------------
 
     def run(self) -> None:
+        _greenlet_enter()  # counted while running: core._greenlets_running()
         try:
             event = self._start_event
             if event is not _NOT_STARTED and event is not _STARTED and event is not _CANCELLED:
@@ -208,6 +210,7 @@ class Greenlet(greenlet):
                 if self._links and self._notifier is None:
                     self._notifier = self._hub.loop.run_callback(self._notify_links)
         finally:
+            _greenlet_leave()
             try:
                 del self._run  # the instance's function (a subclass's method stays)
             except AttributeError:

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 
 import evloop
+from evloop import core
 from evloop import (Greenlet, GreenletExit, Timeout, getcurrent, iwait, joinall, killall,
                     sleep, spawn, spawn_later, wait)
 from evloop.exceptions import LoopExit
@@ -368,6 +370,45 @@ def test_kill_many_sleepers_leaves_no_active_timer():
     assert loop.activecnt == before + 50
     killall(gs)
     assert loop.activecnt == before
+
+
+def test_running_greenlets_are_counted_until_they_finish(errors):
+    # core._greenlets_running(): Greenlet bodies entered and not yet left (the per-test
+    # leak check in conftest.py reads it)
+    base = core._greenlets_running()
+    sleeper = spawn(forever)
+    failing = spawn(fail)
+    spawn(lambda: None)
+    never = spawn(forever)
+    never.kill()  # before it ran: never counted
+    assert core._greenlets_running() == base  # scheduled is not running
+    sleep(0)
+    assert failing.dead and never.dead
+    assert core._greenlets_running() == base + 1  # the sleeper, suspended
+    sleeper.kill()
+    assert core._greenlets_running() == base
+    with pytest.raises(TypeError):
+        core._greenlet_enter(1)
+    assert core._greenlets_running() == base
+
+
+def test_a_killed_greenlet_releases_what_its_frames_held():
+    # the GreenletExit is the killed greenlet's value; its traceback must not keep the dead
+    # frames (and a socket or file one of their locals held) alive as long as the Greenlet
+    class Held:
+        pass
+
+    def hold(obj):
+        sleep(LONG)
+
+    held = Held()
+    ref = weakref.ref(held)
+    g = spawn(hold, held)
+    del held
+    sleep(0)
+    g.kill()
+    assert isinstance(g.value, GreenletExit)
+    assert ref() is None, "the dead frame's local outlived the kill"
 
 
 def test_kill_with_an_exception_class(errors):
