@@ -820,10 +820,70 @@ static PyObject *evloop_hub_factory = NULL;   /* evloop.hub.get_hub, for the slo
 static PyObject *evloop_zero = NULL;
 static PyObject *evloop_str_loop = NULL;
 
+/* --- a thread's hub is destroyed when the thread ends -------------------------------------
+ *
+ * A hub that has run is a greenlet suspended inside loop.run(): its C stack holds
+ * references to the hub and the loop (so the loop's epoll and wake-up fds) that only
+ * unwinding that stack releases, and only the hub's own thread can switch into it. A thread
+ * that ended without hub.destroy() therefore leaked its loop, two fds and whatever the
+ * frames held (gevent has the same leak: gevent issues 1601, 1816).
+ *
+ * When a thread ends, CPython clears its thread state's dict in that thread, before the
+ * thread is gone and while greenlet can still switch there. _set_hub(hub, True) stores a
+ * guard next to the hub in that dict; when the guard is freed in the hub's own thread it
+ * calls hub._thread_exit(), which destroys the hub. It does nothing when freed in another
+ * thread (in the child of fork() CPython clears the other threads' states from the forking
+ * thread; that hub cannot be unwound there) or after being disarmed (_set_hub replacing or
+ * forgetting the hub). While hub._thread_exit() runs the thread's dict is already gone:
+ * evloop_thread_ending makes the hub look absent and refuses to create one, since
+ * PyThreadState_GetDict() would make a new dict that nothing frees. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *hub;          /* strong; NULL once disarmed */
+    unsigned long thread;   /* PyThread_get_thread_ident() of the hub's thread */
+} EvHubGuard;
+
+static _Thread_local int evloop_thread_ending = 0;
+static PyObject *evloop_hub_guard_key = NULL;
+static PyObject *evloop_str_thread_exit = NULL;
+
+static void
+hubguard_dealloc(EvHubGuard *self)
+{
+    PyObject *hub = self->hub;
+    self->hub = NULL;
+    if (hub != NULL && self->thread == PyThread_get_thread_ident() && !evloop_thread_ending) {
+        PyObject *type, *value, *tb, *r;
+        PyErr_Fetch(&type, &value, &tb);
+        evloop_thread_ending = 1;
+        r = PyObject_CallMethodNoArgs(hub, evloop_str_thread_exit);
+        evloop_thread_ending = 0;
+        if (r == NULL)
+            PyErr_WriteUnraisable(hub);
+        else
+            Py_DECREF(r);
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(hub);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject EvHubGuard_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "evloop.core._HubGuard",
+    .tp_basicsize = sizeof(EvHubGuard),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "destroys its thread's hub when the thread ends (kept in the thread state)",
+    .tp_dealloc = (destructor)hubguard_dealloc,
+};
+
 static PyObject *
 evloop_current_hub(void) /* borrowed, or NULL without an exception */
 {
-    PyObject *d = PyThreadState_GetDict();
+    PyObject *d;
+    if (evloop_thread_ending)
+        return NULL;
+    d = PyThreadState_GetDict();
     if (d == NULL)
         return NULL;
     return PyDict_GetItemWithError(d, evloop_hub_key);
@@ -842,24 +902,73 @@ mod_get_hub_if_exists(PyObject *m, PyObject *unused)
     return hub;
 }
 
-static PyObject *
-mod_set_hub(PyObject *m, PyObject *hub)
+static int
+evloop_dict_discard(PyObject *d, PyObject *key)
 {
-    PyObject *d = PyThreadState_GetDict();
+    if (PyDict_DelItem(d, key) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* _set_hub(hub, destroy_at_thread_exit=False): this thread's hub (None: none). With
+ * destroy_at_thread_exit, hub._thread_exit() is called when the thread ends (see above). */
+static PyObject *
+mod_set_hub(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *d, *hub, *old;
+    int at_exit = 0;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "_set_hub() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    hub = args[0];
+    if (nargs == 2 && (at_exit = PyObject_IsTrue(args[1])) < 0)
+        return NULL;
+    if (evloop_thread_ending) {
+        if (hub == Py_None)
+            Py_RETURN_NONE;  /* the thread's dict is already gone */
+        PyErr_SetString(PyExc_RuntimeError, "this thread is ending: it cannot get a new hub");
+        return NULL;
+    }
+    d = PyThreadState_GetDict();
     if (d == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "no thread state dict");
         return NULL;
     }
+    /* disarm the guard of the hub being replaced or forgotten before dropping it */
+    old = PyDict_GetItemWithError(d, evloop_hub_guard_key);
+    if (old == NULL && PyErr_Occurred())
+        return NULL;
+    if (old != NULL && Py_IS_TYPE(old, &EvHubGuard_Type))
+        Py_CLEAR(((EvHubGuard *)old)->hub);
+    if (evloop_dict_discard(d, evloop_hub_guard_key) < 0)
+        return NULL;
     if (hub == Py_None) {
-        if (PyDict_DelItem(d, evloop_hub_key) < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError))
-                return NULL;
-            PyErr_Clear();
-        }
+        if (evloop_dict_discard(d, evloop_hub_key) < 0)
+            return NULL;
         Py_RETURN_NONE;
     }
     if (PyDict_SetItem(d, evloop_hub_key, hub) < 0)
         return NULL;
+    if (at_exit) {
+        EvHubGuard *guard = PyObject_New(EvHubGuard, &EvHubGuard_Type);
+        int rc;
+        if (guard == NULL)
+            return NULL;
+        Py_INCREF(hub);
+        guard->hub = hub;
+        guard->thread = PyThread_get_thread_ident();
+        rc = PyDict_SetItem(d, evloop_hub_guard_key, (PyObject *)guard);
+        /* on failure the guard must not fire when freed here */
+        if (rc < 0)
+            Py_CLEAR(guard->hub);
+        Py_DECREF(guard);
+        if (rc < 0)
+            return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -873,6 +982,10 @@ evloop_get_hub(void) /* new reference */
     }
     if (PyErr_Occurred())
         return NULL;
+    if (evloop_thread_ending) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is ending: it cannot get a new hub");
+        return NULL;
+    }
     if (evloop_hub_factory == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "evloop.hub has not been imported");
         return NULL;
@@ -974,6 +1087,18 @@ mod_hub_configure(PyObject *m, PyObject *args)
         if (evloop_hub_key == NULL)
             return NULL;
     }
+    if (evloop_hub_guard_key == NULL) {
+        evloop_hub_guard_key = PyUnicode_InternFromString("evloop.hub.guard");
+        if (evloop_hub_guard_key == NULL)
+            return NULL;
+    }
+    if (evloop_str_thread_exit == NULL) {
+        evloop_str_thread_exit = PyUnicode_InternFromString("_thread_exit");
+        if (evloop_str_thread_exit == NULL)
+            return NULL;
+    }
+    if (PyType_Ready(&EvHubGuard_Type) < 0)
+        return NULL;
     if (_PyGreenlet_API == NULL) {
         PyGreenlet_Import();
         if (_PyGreenlet_API == NULL)

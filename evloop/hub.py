@@ -222,6 +222,12 @@ class Hub(greenlet):
     def resolver(self, value: Any) -> None:
         self._resolver = value
 
+    def _thread_exit(self) -> None:
+        """Called from C while this hub's thread ends (the guard ``set_hub`` leaves in the
+        thread's state): destroy the hub, in the only thread that can unwind it."""
+        if self.loop is not None:
+            self.destroy()
+
     def destroy(self, destroy_loop: Optional[bool] = None) -> None:
         """Stop the hub: its monitor and thread pool, its greenlet (which leaves the loop),
         and the loop itself when ``destroy_loop`` (default: unless it is the default
@@ -269,12 +275,17 @@ def get_hub() -> Hub:
     hub = _get_hub_if_exists()
     if hub is None:
         hub = Hub()
-        _set_hub(hub)
+        set_hub(hub)
     return hub
 
 
 def set_hub(hub: Optional[Hub]) -> None:
-    _set_hub(hub)
+    """Make ``hub`` this thread's hub (``None``: forget the current one). A hub of this
+    thread other than the main thread's is destroyed when the thread ends, unless it was
+    forgotten first: its suspended ``loop.run()`` can only be unwound from its own thread,
+    and otherwise keeps the loop and its fds alive for good."""
+    _set_hub(hub, hub is not None and get_ident() != _main_thread_ident
+             and getattr(hub, "thread_ident", None) == get_ident())
 
 
 core._hub_configure(LoopExit, BlockingSwitchOutError, ConcurrentObjectUseError,

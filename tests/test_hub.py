@@ -9,6 +9,7 @@ destroying the main hub and the blocking monitor run in subprocesses. Every test
 greenlets it started, and the ``_no_leftovers`` fixture checks that the hub's loop has no
 more active watchers after a test than before it.
 """
+import gc
 import io
 import os
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,62 @@ def test_each_thread_gets_its_own_hub_on_a_new_loop():
     assert main is False
     assert ident != threading.get_ident()
     assert loop.destroyed  # destroy() destroys a non-default loop by default
+
+
+def _open_fd_count():
+    return sum(1 for fd in os.listdir("/proc/self/fd") if _is_open(int(fd)))
+
+
+def _is_open(fd):
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_threads_hub_is_destroyed_when_the_thread_ends():
+    # A hub that ran is a greenlet suspended inside loop.run(); only its own thread can
+    # unwind that, so a thread that ends without hub.destroy() used to leave the loop (its
+    # epoll and wake-up fds) and everything the frames held alive for good.
+    def body():
+        hub = get_hub()
+        hub.loop.timer(LONG).start(print)  # an active watcher left behind as well
+        evloop.sleep(0.001)
+        return weakref.ref(hub), hub.loop
+
+    before = _open_fd_count()
+    results = [in_thread(body) for _ in range(5)]
+    gc.collect()
+    for hub_ref, loop in results:
+        assert loop.destroyed
+        assert hub_ref() is None or hub_ref().dead
+    del results, loop
+    gc.collect()
+    assert _open_fd_count() == before
+
+
+def test_a_thread_hub_that_never_ran_or_was_destroyed_or_handed_over():
+    def never_ran():
+        return get_hub().loop
+
+    def destroyed():
+        hub = get_hub()
+        evloop.sleep(0.001)
+        hub.destroy()
+        return hub.loop
+
+    def handed_over():
+        hub = get_hub()
+        evloop.hub.set_hub(None)  # no longer this thread's hub: the thread's end leaves it be
+        return hub
+
+    assert in_thread(never_ran).destroyed
+    assert in_thread(destroyed) is None
+    hub = in_thread(handed_over)
+    assert not hub.loop.destroyed
+    hub.destroy()  # it never ran: no greenlet to unwind, only the loop to free
+    assert hub.loop is None
 
 
 def test_two_threads_get_two_hubs():
@@ -1155,6 +1213,41 @@ def test_os_fork_then_reinit():
     """, timeout=40)
     assert "child status 0" in proc.stdout
     assert "parent ok 1" in proc.stdout
+
+
+def test_fork_and_exit_with_another_threads_hub_running():
+    # in the child of fork() CPython clears the other threads' states from the forking
+    # thread: their hubs' guards must leave them alone (another thread's greenlet cannot be
+    # switched into); and a daemon thread still in its hub at exit is simply abandoned
+    proc = run_script("""
+        import os, threading, time, evloop
+        ready, stop = threading.Event(), threading.Event()
+        def body():
+            evloop.get_hub()
+            ready.set()
+            while not stop.is_set():
+                evloop.sleep(0.005)
+        t = threading.Thread(target=body, daemon=True)
+        t.start()
+        ready.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            import gc
+            gc.collect()
+            evloop.sleep(0.01)
+            os._exit(0)
+        print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        stop.set()
+        t.join(10)
+        def forever():
+            while True:
+                evloop.sleep(0.01)
+        threading.Thread(target=forever, daemon=True).start()
+        time.sleep(0.05)
+        print("done")
+    """)
+    assert proc.stdout.split() == ["child", "0", "done"]
+    assert proc.stderr == ""
 
 
 def test_reinit_without_a_hub_is_harmless():
