@@ -941,8 +941,8 @@ watcher_traverse(EvWatcher *self, visitproc visit, void *arg)
 static int
 watcher_clear(EvWatcher *self)
 {
-    /* Only reachable for watchers the loop does not hold (started ones carry the loop's
-     * reference, which the collector cannot see, so they are never garbage). */
+    /* A started watcher is garbage only together with its loop (which reports its
+     * reference), and pyloop_clear stops it: a NULL callback is never called meanwhile. */
     Py_CLEAR(self->callback);
     return 0;
 }
@@ -2682,6 +2682,10 @@ pyloop_repr(EvLoop *self)
     return r;
 }
 
+/* The loop owns one reference to each started watcher (evloop_watcher_link) and each
+ * started watcher one to the loop: reporting both lets the collector free a loop that
+ * nothing else refers to. Before, such a loop (dropped without destroy() while a watcher
+ * was started) could never be freed: its epoll and wake-up fds and libev's memory leaked. */
 static int
 pyloop_traverse(EvLoop *self, visitproc visit, void *arg)
 {
@@ -2690,12 +2694,26 @@ pyloop_traverse(EvLoop *self, visitproc visit, void *arg)
         Py_VISIT(cb->callback);
         Py_VISIT(cb->args);
     }
+    for (EvWatcher *w = self->watchers; w; w = w->next)
+        Py_VISIT(w);
     return 0;
 }
 
+/* Reached only when the loop is garbage: nothing outside its own watchers and callbacks
+ * refers to it, so nothing can run it again (a running loop is held by run()'s caller).
+ * Stop the watchers, dropping the loop's references to them; their references to the loop
+ * go with them, and dealloc then destroys the libev loop. */
 static int
 pyloop_clear(EvLoop *self)
 {
+    while (self->run_depth == 0 && self->watchers != NULL) {
+        EvWatcher *w = self->watchers;
+        Py_INCREF(w);
+        evloop_watcher_stop_internal(w);
+        if (self->watchers == w)
+            evloop_watcher_unlink(w);
+        Py_DECREF(w);
+    }
     Py_CLEAR(self->error_handler);
     evloop_queue_clear(self);
     return 0;

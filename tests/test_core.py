@@ -2556,6 +2556,52 @@ class TestGC:
         """)
         assert proc.stdout.strip().endswith("OK")
 
+    def test_an_unreachable_loop_with_started_watchers_is_freed(self):
+        # Nothing can run or destroy a loop that only its own started watchers and queued
+        # callbacks refer to: the collector stops them and frees the loop (its fds too).
+        # A loop still reachable through one of its started watchers is kept, running.
+        proc = run_script("""
+            def fds():
+                return len(os.listdir("/proc/self/fd"))
+            a, b = socket.socketpair()
+            fired = []
+            def make():
+                lp = core.loop(default=False)
+                lp.timer(0, 10).start(fired.append, "timer")
+                lp.io(b.fileno(), core.READ).start(fired.append, "io")
+                lp.idle().start(fired.append, "idle")
+                lp.async_().start(fired.append, "async")
+                lp.signal(signal.SIGUSR2).start(fired.append, "signal")
+                lp.run_callback(fired.append, "callback")
+                lp.error_handler = lp   # a cycle through the error handler too
+                return weakref.ref(lp)
+            before = fds()
+            refs = []
+            for _ in range(10):
+                refs.append(make())
+                gc.collect()  # frees SIGUSR2 for the next loop
+            assert [r() for r in refs] == [None] * 10, "a loop survived"
+            assert fds() == before, (before, fds())
+            assert fired == [], fired
+            # SIGUSR2's handler was put back: another loop can watch it
+            lp = core.loop(default=False)
+            lp.signal(signal.SIGUSR2).start(noop)
+            lp.destroy()
+            # kept: the loop is reachable through a started watcher someone holds
+            lp = core.loop(default=False)
+            kept = lp.timer(0.001)
+            kept.start(fired.append, "kept")
+            ref = weakref.ref(lp)
+            del lp
+            gc.collect()
+            assert ref() is not None and kept.active
+            kept.loop.run()
+            assert fired == ["kept"], fired
+            kept.loop.destroy()
+            print("OK")
+        """)
+        assert proc.stdout.strip().endswith("OK")
+
     def test_closing_a_watched_fd_does_not_crash(self):
         # not specified beyond "never crashes": closing an fd behind libev's back must not
         # abort the interpreter
