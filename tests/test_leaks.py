@@ -617,4 +617,4 @@ def test_ssl_handshake(self_signed):
             assert tls.recv(10) == b"ping"
         g.get()
 
-    assert_no_growth(op, 150, warmup=50, bytes_per_op=64, rss_per_op=2048)
+    assert_no_growth(op, 100, warmup=30, bytes_per_op=64, rss_per_op=2048)
