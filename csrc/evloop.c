@@ -51,6 +51,7 @@ static PyTypeObject EvCallback_Type;
 struct EvWaiter;
 static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
 static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
+static void evloop_watcher_stop_internal(EvWatcher *self);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -540,11 +541,17 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
          * dispatch; the hub continues here when some greenlet switches back to it */
         PyObject *args = self->args;
+        int r;
         Py_INCREF(cb);
         Py_INCREF(args);
-        if (evloop_waiter_switch((struct EvWaiter *)cb,
-                                 PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None) < 0)
+        r = evloop_waiter_switch((struct EvWaiter *)cb,
+                                 PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None);
+        if (r < 0)
             evloop_report_error(self->loop, (PyObject *)self);
+        else if (r > 0)
+            /* armed for a greenlet of a dead hub: it will never wait again (an io watcher
+             * left active would fire on every iteration) */
+            evloop_watcher_stop_internal(self);
         Py_DECREF(args);
         Py_DECREF(cb);
     }
@@ -1935,6 +1942,23 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* Stop every started watcher and drop every queued callback; libev's loop stays. Each
+ * stop may drop the last reference to a watcher (and run arbitrary finalizers). */
+static void
+evloop_loop_stop_all(EvLoop *self)
+{
+    while (self->watchers != NULL) {
+        EvWatcher *w = self->watchers;
+        Py_INCREF(w);
+        evloop_watcher_stop_internal(w);
+        /* stop_internal unlinked it; guard against a kind that failed to */
+        if (self->watchers == w)
+            evloop_watcher_unlink(w);
+        Py_DECREF(w);
+    }
+    evloop_queue_clear(self);
+}
+
 /* Stop every watcher, drop the queue, free libev's loop. Safe to call twice. */
 static void
 evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
@@ -1946,17 +1970,7 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
      * refcount is already zero there, and no watcher holds one) */
     if (!from_dealloc)
         Py_INCREF(self);
-    /* stop watchers: each stop may drop the last reference to a watcher */
-    while (self->watchers != NULL) {
-        EvWatcher *w = self->watchers;
-        Py_INCREF(w);
-        evloop_watcher_stop_internal(w);
-        /* stop_internal unlinked it; guard against a kind that failed to */
-        if (self->watchers == w)
-            evloop_watcher_unlink(w);
-        Py_DECREF(w);
-    }
-    evloop_queue_clear(self);
+    evloop_loop_stop_all(self);
     if (ev_is_active(&self->cb_prepare)) {
         ev_ref(l);
         ev_prepare_stop(l, &self->cb_prepare);
@@ -2004,6 +2018,20 @@ pyloop_destroy(EvLoop *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     evloop_loop_destroy_now(self, 0);
+    Py_RETURN_NONE;
+}
+
+/* _stop_all(): what a destroyed hub leaves behind on a loop that outlives it (the default
+ * loop): every started watcher and queued callback there was set up for the hub's
+ * greenlets, and run by the next hub it would resume greenlets whose hub is gone. */
+static PyObject *
+pyloop_stop_all(EvLoop *self, PyObject *unused)
+{
+    if (self->ev == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self);
+    evloop_loop_stop_all(self);
+    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
@@ -2685,6 +2713,8 @@ static PyMethodDef pyloop_methods[] = {
     {"destroy", (PyCFunction)pyloop_destroy, METH_NOARGS,
      "stop every watcher and free the loop; deferred while it runs"},
     {"reinit", (PyCFunction)pyloop_reinit, METH_NOARGS, "after fork, in the child"},
+    {"_stop_all", (PyCFunction)pyloop_stop_all, METH_NOARGS,
+     "stop every watcher and drop every queued callback; the loop stays usable"},
     {"fileno", (PyCFunction)pyloop_fileno, METH_NOARGS, "the backend's fd, or None"},
     {"verify", (PyCFunction)pyloop_verify, METH_NOARGS, NULL},
     {"install_sigchld", (PyCFunction)pyloop_install_sigchld, METH_NOARGS, NULL},
