@@ -2263,12 +2263,16 @@ pyloop_handle_error(EvLoop *self, PyObject *args)
     return pyloop_handle_error_impl(self, context, type, value, tb);
 }
 
+/* threadsafe: 0 run_callback, 1 run_callback_threadsafe, 2 the same but a destroyed loop
+ * queues nothing and returns None */
 static PyObject *
 evloop_run_callback_common(EvLoop *self, PyObject *const *args, Py_ssize_t nargs,
                            int threadsafe)
 {
     PyObject *tuple;
     EvCallback *cb;
+    if (threadsafe == 2 && self->ev == NULL)
+        Py_RETURN_NONE;
     if (evloop_loop_alive(self) < 0)
         return NULL;
     if (nargs < 1) {
@@ -2304,6 +2308,15 @@ static PyObject *
 pyloop_run_callback_threadsafe(EvLoop *self, PyObject *const *args, Py_ssize_t nargs)
 {
     return evloop_run_callback_common(self, args, nargs, 1);
+}
+
+/* For the synchronisation primitives, which queue "wake the next waiter" on the loop of
+ * the hub their waiters belong to: if that loop was destroyed (its hub with it), every
+ * waiter still in line is an orphan that will never run, and there is nothing to wake. */
+static PyObject *
+pyloop_run_callback_if_alive(EvLoop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return evloop_run_callback_common(self, args, nargs, 2);
 }
 
 /* --- watcher factories --------------------------------------------------------------- */
@@ -2725,6 +2738,9 @@ static PyMethodDef pyloop_methods[] = {
      "run_callback(func, *args) -> callback handle"},
     {"run_callback_threadsafe", (PyCFunction)(void (*)(void))pyloop_run_callback_threadsafe,
      METH_FASTCALL, "run_callback_threadsafe(func, *args): from any thread"},
+    {"_run_callback_if_alive", (PyCFunction)(void (*)(void))pyloop_run_callback_if_alive,
+     METH_FASTCALL, "run_callback_threadsafe(func, *args), or None (nothing queued) on a "
+     "destroyed loop"},
     {"watchers", (PyCFunction)pyloop_watchers, METH_NOARGS,
      "the started watchers (for debugging and leak checks)"},
     {"io", (PyCFunction)(void (*)(void))pyloop_io, METH_VARARGS | METH_KEYWORDS,
