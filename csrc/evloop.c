@@ -2932,11 +2932,23 @@ mod_time(PyObject *m, PyObject *unused)
 static PyObject *
 mod_after_fork_child(PyObject *m, PyObject *unused)
 {
+    unsigned long me = PyThread_get_thread_ident(); /* pthread_self: the same in the child */
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
         if (l->ev != NULL)
             ev_loop_fork(l->ev);
-        /* the thread that ran a loop does not exist in the child */
-        l->running_thread = 0;
+        if (l->run_depth > 0 && l->running_thread != me) {
+            /* run() by a thread that does not exist in the child (fork() was called from
+             * another thread while it ran the loop, typically sitting in its poll): that
+             * run() will never return, so the loop is not running here. Without this,
+             * every run() in the child would be refused ("running in another thread"),
+             * and destroy() deferred for ever. */
+            l->run_depth = 0;
+            if (l->ev != NULL)
+                l->ev->loop_depth = 0; /* libev's count of that ev_run (loop.depth) */
+            l->in_poll = 0;
+            l->tstate = NULL;
+            l->running_thread = 0;
+        }
     }
     Py_RETURN_NONE;
 }

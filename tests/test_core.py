@@ -1950,6 +1950,46 @@ class TestFork:
         """)
         assert proc.stdout.strip().endswith("OK")
 
+    def test_fork_from_another_thread_while_the_loop_polls(self):
+        # The main thread sits in the default loop's poll when a second thread forks. In
+        # the child that run() will never return (its thread does not exist there); the
+        # loop used to count as running in another thread for ever: run() raised
+        # RuntimeError and destroy() was deferred without end.
+        proc = run_script("""
+            loop = core.loop(default=True)
+            box = {}
+            def fork_in_thread():
+                time.sleep(0.2)                    # the main thread is in the poll now
+                sys.stdout.flush(); sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        fired = []
+                        t = loop.timer(0.01)
+                        t.start(fired.append, "child timer")
+                        loop.run()
+                        print("child", fired, loop.depth, flush=True)
+                        loop.destroy()
+                        code = 0 if fired and loop.destroyed else 1
+                    except BaseException:
+                        traceback.print_exc()
+                    sys.stdout.flush(); sys.stderr.flush()
+                    os._exit(code)
+                box["pid"] = pid
+            th = threading.Thread(target=fork_in_thread)
+            th.start()
+            t = loop.timer(0.5)
+            t.start(noop)
+            loop.run()                          # the parent's loop is unaffected
+            th.join()
+            _, status = os.waitpid(box["pid"], 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            print("OK")
+        """)
+        assert "child ['child timer'] 0" in proc.stdout
+        assert proc.stdout.strip().endswith("OK")
+
 
 # --------------------------------------------------------------------------------------
 # run_callback
