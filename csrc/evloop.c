@@ -52,6 +52,7 @@ struct EvWaiter;
 static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
 static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
 static void evloop_watcher_stop_internal(EvWatcher *self);
+static const evloop_kind evloop_kind_io;
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -596,8 +597,16 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         }
         Py_DECREF(args);
         Py_DECREF(cb);
-        if (res == NULL)
+        if (res == NULL) {
+            /* an fd stays ready until it is read: an io callback that failed would fail
+             * again on every iteration, a busy loop printing one traceback after another.
+             * Stop it, as gevent does (not for KeyboardInterrupt and other non-Exception
+             * exceptions, which say nothing about the callback). */
+            int stop = self->kind == &evloop_kind_io && PyErr_ExceptionMatches(PyExc_Exception);
             evloop_report_error(self->loop, (PyObject *)self);
+            if (stop)
+                evloop_watcher_stop_internal(self);
+        }
         else
             Py_DECREF(res);
     }

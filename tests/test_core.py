@@ -2234,6 +2234,53 @@ class TestErrors:
         assert "boom-from-callback" in err
         assert "Traceback" in err
 
+    def test_io_watcher_whose_callback_raises_is_stopped(self, loop, sockpair):
+        # The fd stays readable: the failing callback used to run (and be reported) on
+        # every iteration, a busy loop. As in gevent, the io watcher is stopped instead.
+        a, b = sockpair
+        a.send(b"x")
+        handler = RecordingHandler()
+        loop.error_handler = handler
+        calls = []
+
+        def bad():
+            calls.append(1)
+            raise ValueError("io-boom")
+
+        w = loop.io(b.fileno(), core.READ)
+        w.start(bad)
+        t = loop.timer(0.1)
+        t.start(loop.break_)           # the end, even if the watcher stayed active
+        loop.run()
+        assert len(calls) == 1
+        assert not w.active
+        assert [(c[0], c[1]) for c in handler.calls] == [(w, ValueError)]
+        w.start(bad)                   # it may be started again
+        t.start(loop.break_)
+        loop.run()
+        assert len(calls) == 2 and not w.active
+        t.stop()
+
+    def test_io_watcher_stays_active_after_keyboard_interrupt(self, loop, sockpair):
+        # a KeyboardInterrupt that lands in a callback says nothing about the callback
+        a, b = sockpair
+        a.send(b"x")
+        calls = []
+
+        def interrupted():
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            w.stop()
+
+        w = loop.io(b.fileno(), core.READ)
+        w.start(interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run()
+        assert w.active
+        loop.run()
+        assert calls == [1, 1]
+
     def test_default_handler_run_callback(self, loop, capfd):
         log = []
 
