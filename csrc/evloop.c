@@ -53,6 +53,7 @@ static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
 static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
 static void evloop_watcher_stop_internal(EvWatcher *self);
 static const evloop_kind evloop_kind_io;
+static int evloop_hub_leaving(struct EvLoop *loop);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -538,6 +539,8 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         ev_ref(l);
         self->flags &= ~EVLOOP_W_UNREF;
     }
+    if (cb != NULL && evloop_hub_leaving(self->loop))
+        cb = NULL; /* the rest of this iteration's events are not dispatched */
     if (cb != NULL && (self->flags & EVLOOP_W_SWITCH)) {
         /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
          * dispatch; the hub continues here when some greenlet switches back to it */

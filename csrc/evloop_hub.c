@@ -66,6 +66,17 @@ evloop_hub_report(PyObject *hub, PyObject *context)
     return 0;
 }
 
+/* The hub running this loop is being destroyed: Hub.destroy() threw HubDestroyed (a
+ * GreenletExit) into it, and it is on its way out of run(). libev still dispatches the
+ * other events of the current iteration; none may resume a greenlet (destroy() promises
+ * that no greenlet waiting in the hub runs again) or run a callback in the dying hub. */
+static int
+evloop_hub_leaving(EvLoop *loop)
+{
+    return loop->exc_type != NULL && _PyGreenlet_API != NULL
+           && PyErr_GivenExceptionMatches(loop->exc_type, PyExc_GreenletExit);
+}
+
 /* --- Waiter ------------------------------------------------------------------------- */
 
 static PyObject *

@@ -990,6 +990,32 @@ def test_destroy_the_main_hub_drops_queued_resumptions_of_its_greenlets():
     assert proc.stdout.splitlines() == ["main slept"], proc.stdout + proc.stderr
 
 
+def test_destroy_does_not_resume_greenlets_whose_event_came_in_the_same_iteration():
+    # Two timers expire in one loop iteration: the main greenlet's, then another
+    # greenlet's. The main greenlet destroys the hub; while leaving its loop, the hub used
+    # to dispatch the rest of the iteration and resume the other greenlet inside destroy().
+    proc = run_script("""
+        import time, evloop
+        from evloop.hub import get_hub
+        hub = get_hub()
+        log = []
+        def sleeper():
+            evloop.sleep(0.2)
+            log.append("resumed")
+        def blocker():
+            time.sleep(0.4)         # holds the thread while both timers expire
+        evloop.spawn(sleeper)
+        evloop.spawn(blocker)
+        evloop.sleep(0.1)
+        log.append("main woke")
+        hub.destroy()
+        log.append("destroyed")
+        evloop.sleep(0.05)
+        print(log)
+    """)
+    assert proc.stdout.strip() == "['main woke', 'destroyed']", proc.stdout + proc.stderr
+
+
 def test_waking_a_waiter_whose_hub_was_destroyed_does_nothing(errors):
     # A Waiter of a destroyed hub belongs to a greenlet that can never run again; waking
     # it from another hub (an Event set later, a late callback) must not raise.
