@@ -51,6 +51,9 @@ static PyTypeObject EvCallback_Type;
 struct EvWaiter;
 static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
 static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
+static void evloop_watcher_stop_internal(EvWatcher *self);
+static const evloop_kind evloop_kind_io;
+static int evloop_hub_leaving(struct EvLoop *loop);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -536,15 +539,23 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         ev_ref(l);
         self->flags &= ~EVLOOP_W_UNREF;
     }
+    if (cb != NULL && evloop_hub_leaving(self->loop))
+        cb = NULL; /* the rest of this iteration's events are not dispatched */
     if (cb != NULL && (self->flags & EVLOOP_W_SWITCH)) {
         /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
          * dispatch; the hub continues here when some greenlet switches back to it */
         PyObject *args = self->args;
+        int r;
         Py_INCREF(cb);
         Py_INCREF(args);
-        if (evloop_waiter_switch((struct EvWaiter *)cb,
-                                 PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None) < 0)
+        r = evloop_waiter_switch((struct EvWaiter *)cb,
+                                 PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None);
+        if (r < 0)
             evloop_report_error(self->loop, (PyObject *)self);
+        else if (r > 0)
+            /* armed for a greenlet of a dead hub: it will never wait again (an io watcher
+             * left active would fire on every iteration) */
+            evloop_watcher_stop_internal(self);
         Py_DECREF(args);
         Py_DECREF(cb);
     }
@@ -589,8 +600,16 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         }
         Py_DECREF(args);
         Py_DECREF(cb);
-        if (res == NULL)
+        if (res == NULL) {
+            /* an fd stays ready until it is read: an io callback that failed would fail
+             * again on every iteration, a busy loop printing one traceback after another.
+             * Stop it, as gevent does (not for KeyboardInterrupt and other non-Exception
+             * exceptions, which say nothing about the callback). */
+            int stop = self->kind == &evloop_kind_io && PyErr_ExceptionMatches(PyExc_Exception);
             evloop_report_error(self->loop, (PyObject *)self);
+            if (stop)
+                evloop_watcher_stop_internal(self);
+        }
         else
             Py_DECREF(res);
     }
@@ -1935,6 +1954,23 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* Stop every started watcher and drop every queued callback; libev's loop stays. Each
+ * stop may drop the last reference to a watcher (and run arbitrary finalizers). */
+static void
+evloop_loop_stop_all(EvLoop *self)
+{
+    while (self->watchers != NULL) {
+        EvWatcher *w = self->watchers;
+        Py_INCREF(w);
+        evloop_watcher_stop_internal(w);
+        /* stop_internal unlinked it; guard against a kind that failed to */
+        if (self->watchers == w)
+            evloop_watcher_unlink(w);
+        Py_DECREF(w);
+    }
+    evloop_queue_clear(self);
+}
+
 /* Stop every watcher, drop the queue, free libev's loop. Safe to call twice. */
 static void
 evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
@@ -1946,17 +1982,7 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
      * refcount is already zero there, and no watcher holds one) */
     if (!from_dealloc)
         Py_INCREF(self);
-    /* stop watchers: each stop may drop the last reference to a watcher */
-    while (self->watchers != NULL) {
-        EvWatcher *w = self->watchers;
-        Py_INCREF(w);
-        evloop_watcher_stop_internal(w);
-        /* stop_internal unlinked it; guard against a kind that failed to */
-        if (self->watchers == w)
-            evloop_watcher_unlink(w);
-        Py_DECREF(w);
-    }
-    evloop_queue_clear(self);
+    evloop_loop_stop_all(self);
     if (ev_is_active(&self->cb_prepare)) {
         ev_ref(l);
         ev_prepare_stop(l, &self->cb_prepare);
@@ -2004,6 +2030,20 @@ pyloop_destroy(EvLoop *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     evloop_loop_destroy_now(self, 0);
+    Py_RETURN_NONE;
+}
+
+/* _stop_all(): what a destroyed hub leaves behind on a loop that outlives it (the default
+ * loop): every started watcher and queued callback there was set up for the hub's
+ * greenlets, and run by the next hub it would resume greenlets whose hub is gone. */
+static PyObject *
+pyloop_stop_all(EvLoop *self, PyObject *unused)
+{
+    if (self->ev == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self);
+    evloop_loop_stop_all(self);
+    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
@@ -2282,12 +2322,16 @@ pyloop_handle_error(EvLoop *self, PyObject *args)
     return pyloop_handle_error_impl(self, context, type, value, tb);
 }
 
+/* threadsafe: 0 run_callback, 1 run_callback_threadsafe, 2 the same but a destroyed loop
+ * queues nothing and returns None */
 static PyObject *
 evloop_run_callback_common(EvLoop *self, PyObject *const *args, Py_ssize_t nargs,
                            int threadsafe)
 {
     PyObject *tuple;
     EvCallback *cb;
+    if (threadsafe == 2 && self->ev == NULL)
+        Py_RETURN_NONE;
     if (evloop_loop_alive(self) < 0)
         return NULL;
     if (nargs < 1) {
@@ -2323,6 +2367,15 @@ static PyObject *
 pyloop_run_callback_threadsafe(EvLoop *self, PyObject *const *args, Py_ssize_t nargs)
 {
     return evloop_run_callback_common(self, args, nargs, 1);
+}
+
+/* For the synchronisation primitives, which queue "wake the next waiter" on the loop of
+ * the hub their waiters belong to: if that loop was destroyed (its hub with it), every
+ * waiter still in line is an orphan that will never run, and there is nothing to wake. */
+static PyObject *
+pyloop_run_callback_if_alive(EvLoop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return evloop_run_callback_common(self, args, nargs, 2);
 }
 
 /* --- watcher factories --------------------------------------------------------------- */
@@ -2750,6 +2803,8 @@ static PyMethodDef pyloop_methods[] = {
     {"destroy", (PyCFunction)pyloop_destroy, METH_NOARGS,
      "stop every watcher and free the loop; deferred while it runs"},
     {"reinit", (PyCFunction)pyloop_reinit, METH_NOARGS, "after fork, in the child"},
+    {"_stop_all", (PyCFunction)pyloop_stop_all, METH_NOARGS,
+     "stop every watcher and drop every queued callback; the loop stays usable"},
     {"fileno", (PyCFunction)pyloop_fileno, METH_NOARGS, "the backend's fd, or None"},
     {"internal_fds", (PyCFunction)pyloop_internal_fds, METH_NOARGS,
      "the fds libev holds for this loop (backend, wake-up, inotify, timerfd)"},
@@ -2762,6 +2817,9 @@ static PyMethodDef pyloop_methods[] = {
      "run_callback(func, *args) -> callback handle"},
     {"run_callback_threadsafe", (PyCFunction)(void (*)(void))pyloop_run_callback_threadsafe,
      METH_FASTCALL, "run_callback_threadsafe(func, *args): from any thread"},
+    {"_run_callback_if_alive", (PyCFunction)(void (*)(void))pyloop_run_callback_if_alive,
+     METH_FASTCALL, "run_callback_threadsafe(func, *args), or None (nothing queued) on a "
+     "destroyed loop"},
     {"watchers", (PyCFunction)pyloop_watchers, METH_NOARGS,
      "the started watchers (for debugging and leak checks)"},
     {"io", (PyCFunction)(void (*)(void))pyloop_io, METH_VARARGS | METH_KEYWORDS,
@@ -2953,11 +3011,23 @@ mod_time(PyObject *m, PyObject *unused)
 static PyObject *
 mod_after_fork_child(PyObject *m, PyObject *unused)
 {
+    unsigned long me = PyThread_get_thread_ident(); /* pthread_self: the same in the child */
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
         if (l->ev != NULL)
             ev_loop_fork(l->ev);
-        /* the thread that ran a loop does not exist in the child */
-        l->running_thread = 0;
+        if (l->run_depth > 0 && l->running_thread != me) {
+            /* run() by a thread that does not exist in the child (fork() was called from
+             * another thread while it ran the loop, typically sitting in its poll): that
+             * run() will never return, so the loop is not running here. Without this,
+             * every run() in the child would be refused ("running in another thread"),
+             * and destroy() deferred for ever. */
+            l->run_depth = 0;
+            if (l->ev != NULL)
+                l->ev->loop_depth = 0; /* libev's count of that ev_run (loop.depth) */
+            l->in_poll = 0;
+            l->tstate = NULL;
+            l->running_thread = 0;
+        }
     }
     Py_RETURN_NONE;
 }

@@ -66,6 +66,17 @@ evloop_hub_report(PyObject *hub, PyObject *context)
     return 0;
 }
 
+/* The hub running this loop is being destroyed: Hub.destroy() threw HubDestroyed (a
+ * GreenletExit) into it, and it is on its way out of run(). libev still dispatches the
+ * other events of the current iteration; none may resume a greenlet (destroy() promises
+ * that no greenlet waiting in the hub runs again) or run a callback in the dying hub. */
+static int
+evloop_hub_leaving(EvLoop *loop)
+{
+    return loop->exc_type != NULL && _PyGreenlet_API != NULL
+           && PyErr_GivenExceptionMatches(loop->exc_type, PyExc_GreenletExit);
+}
+
 /* --- Waiter ------------------------------------------------------------------------- */
 
 static PyObject *
@@ -150,19 +161,24 @@ waiter_dealloc(EvWaiter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Waking a greenlet is the hub's job: from anywhere else the switch would never return. */
+/* Waking a greenlet is the hub's job: from anywhere else the switch would never return.
+ * 0: in the hub; 1: the waiter's hub is dead (destroyed, or killed by an error) — its
+ * greenlet is an orphan that must never run again (its parent is gone: when it ended it
+ * would return into whatever greenlet runs at the top), so waking it does nothing;
+ * -1: AssertionError. */
 static int
 evloop_waiter_check_hub(EvWaiter *self, const char *method)
 {
     PyGreenlet *cur = PyGreenlet_GetCurrent();
     int in_hub = (PyObject *)cur == self->hub;
     Py_XDECREF(cur);
-    if (!in_hub) {
-        PyErr_Format(PyExc_AssertionError,
-                     "Can only use Waiter.%s method from the Hub greenlet", method);
-        return -1;
-    }
-    return 0;
+    if (in_hub)
+        return 0;
+    if (PyGreenlet_STARTED((PyGreenlet *)self->hub) && !PyGreenlet_ACTIVE((PyGreenlet *)self->hub))
+        return 1;
+    PyErr_Format(PyExc_AssertionError,
+                 "Can only use Waiter.%s method from the Hub greenlet", method);
+    return -1;
 }
 
 /* What came back to the hub from switching or throwing into g: an exception is the
@@ -179,11 +195,13 @@ evloop_hub_switched(EvWaiter *self, PyObject *g, PyObject *res)
     return r;
 }
 
-/* Resume the waiting greenlet with value, or store it. Runs in the hub. */
+/* Resume the waiting greenlet with value, or store it. Runs in the hub. 0 done, 1 the
+ * waiting greenlet is an orphan of a dead hub (nothing done), -1 error. */
 static int
 evloop_waiter_switch(EvWaiter *self, PyObject *value)
 {
     PyObject *g, *args, *res;
+    int r;
     if (self->greenlet == NULL) {
         Py_INCREF(value);
         Py_XSETREF(self->value, value);
@@ -191,8 +209,8 @@ evloop_waiter_switch(EvWaiter *self, PyObject *value)
         Py_XSETREF(self->exc, Py_None);
         return 0;
     }
-    if (evloop_waiter_check_hub(self, "switch") < 0)
-        return -1;
+    if ((r = evloop_waiter_check_hub(self, "switch")) != 0)
+        return r;
     g = self->greenlet;
     Py_INCREF(g);
     if (value == Py_None) {
@@ -235,6 +253,7 @@ static int
 evloop_waiter_throw(EvWaiter *self, PyObject *throw_args)
 {
     PyObject *g, *res, *typ = NULL, *val = NULL, *tb = NULL;
+    int r;
     if (!PyArg_UnpackTuple(throw_args, "throw", 0, 3, &typ, &val, &tb))
         return -1;
     if (typ == NULL) {
@@ -247,8 +266,8 @@ evloop_waiter_throw(EvWaiter *self, PyObject *throw_args)
         Py_XSETREF(self->exc, t);
         return 0;
     }
-    if (evloop_waiter_check_hub(self, "throw") < 0)
-        return -1;
+    if ((r = evloop_waiter_check_hub(self, "throw")) != 0)
+        return r;
     g = self->greenlet;
     Py_INCREF(g);
     res = PyGreenlet_Throw((PyGreenlet *)g, typ, val, tb == Py_None ? NULL : tb);

@@ -239,12 +239,62 @@ sockio_dealloc(EvSockIO *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* close(): the fd is about to be closed by its owner. Wake waiters with EBADF. */
-static PyObject *
-sockio_close(EvSockIO *self, PyObject *unused)
+/* The fd is about to be closed: the loop's other io watchers on it — greenlets waiting
+ * through another path (socket.wait_read(fileno), evloop.os.nb_read, a second SockIO)
+ * and watchers with a callback (select, poll, selectors, a server's listener) — would
+ * otherwise wait on a dead fd for ever (epoll forgets a closed fd without an event).
+ * A greenlet blocked in hub.wait gets `exc` thrown in (as SockIO's own waiters do); a
+ * callback gets one READ|WRITE event, runs after the fd is closed and finds out by
+ * itself. libev lists the watchers of an fd in anfds[fd] (ev.c is in this translation
+ * unit). */
+static int
+evloop_fd_closing(EvLoop *loop, int fd, PyObject *exc)
 {
+    struct ev_loop *l = loop->ev;
+    ev_watcher_list *wl;
+    if (l == NULL || fd < 0 || fd >= l->anfdmax)
+        return 0;
+    /* callbacks first: feeding leaves the list as it is */
+    for (wl = l->anfds[fd].head; wl; wl = wl->next) {
+        EvWatcher *w = (EvWatcher *)wl->data;
+        if (wl->cb == (void *)evloop_watcher_cb && !(w->flags & EVLOOP_W_SWITCH))
+            ev_feed_event(l, wl, ((ev_io *)wl)->events & (EV_READ | EV_WRITE));
+    }
+    /* then the waiting greenlets: cancelling one stops its watcher, which leaves the list */
+    for (;;) {
+        EvWatcher *found = NULL;
+        for (wl = l->anfds[fd].head; wl; wl = wl->next) {
+            EvWatcher *w = (EvWatcher *)wl->data;
+            if (wl->cb == (void *)evloop_watcher_cb && (w->flags & EVLOOP_W_SWITCH)) {
+                found = w;
+                break;
+            }
+        }
+        if (found == NULL)
+            return 0;
+        Py_INCREF(found);
+        if (evloop_cancel_wait(found, exc) < 0) {
+            Py_DECREF(found);
+            return -1;
+        }
+        if (ev_is_active(found->w)) /* not a Waiter's: stop it, or this would not end */
+            evloop_watcher_stop_internal(found);
+        Py_DECREF(found);
+    }
+}
+
+/* close(detach=False): the fd is about to be closed by its owner. Wake waiters with
+ * EBADF: this SockIO's, and every other watcher of the fd in the loop. detach=True: the
+ * fd stays open (socket.detach hands it on): only this SockIO's waiters. */
+static PyObject *
+sockio_close(EvSockIO *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"detach", NULL};
     PyObject *exc;
     EvIo *ws[2] = {self->read_w, self->write_w};
+    int fd = self->fd, detach = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:close", kwlist, &detach))
+        return NULL;
     if (self->fd < 0)
         Py_RETURN_NONE;
     self->fd = -1;
@@ -268,6 +318,10 @@ sockio_close(EvSockIO *self, PyObject *unused)
         evloop_watcher_stop_internal(&self->timer->base);
     if (self->timer_w)
         evloop_watcher_stop_internal(&self->timer_w->base);
+    if (!detach && evloop_fd_closing(self->loop, fd, exc) < 0) {
+        Py_DECREF(exc);
+        return NULL;
+    }
     Py_DECREF(exc);
     Py_RETURN_NONE;
 }
@@ -509,8 +563,9 @@ static PyMethodDef sockio_methods[] = {
     {"wait_read", (PyCFunction)sockio_wait_read, METH_VARARGS,
      "wait_read(timeout=None): block until readable; socket.timeout on expiry"},
     {"wait_write", (PyCFunction)sockio_wait_write, METH_VARARGS, NULL},
-    {"close", (PyCFunction)sockio_close, METH_NOARGS,
-     "the fd is about to be closed: wake waiting greenlets with EBADF"},
+    {"close", (PyCFunction)(void (*)(void))sockio_close, METH_VARARGS | METH_KEYWORDS,
+     "close(detach=False): the fd is about to be closed (detach: handed on): wake the "
+     "greenlets waiting on it with EBADF"},
     {NULL}
 };
 

@@ -231,7 +231,9 @@ class Hub(greenlet):
     def destroy(self, destroy_loop: Optional[bool] = None) -> None:
         """Stop the hub: its monitor and thread pool, its greenlet (which leaves the loop),
         and the loop itself when ``destroy_loop`` (default: unless it is the default
-        loop). Greenlets still waiting in this hub are never resumed."""
+        loop). A loop that is kept is left empty: every watcher started on it is stopped
+        and every queued callback dropped. Greenlets still waiting in this hub are never
+        resumed (waking their Waiters later does nothing)."""
         if self._monitor is not None:
             self._monitor.stop()
             self._monitor = None
@@ -259,8 +261,15 @@ class Hub(greenlet):
                 destroy_loop = not loop.default
             if destroy_loop:
                 loop.destroy()
-            elif not loop.destroyed and loop.error_handler is self:
-                loop.error_handler = None
+            elif not loop.destroyed:
+                # The loop outlives this hub, but what is started or queued on it was set
+                # up for this hub's greenlets: run by the next hub, an io watcher's Waiter
+                # would fail on every iteration (a busy loop), and a queued switch would
+                # resume a greenlet whose parent is gone (it would return into whatever
+                # greenlet runs at the top). Leave the next hub an empty loop.
+                loop._stop_all()
+                if loop.error_handler is self:
+                    loop.error_handler = None
         if _get_hub_if_exists() is self:
             _set_hub(None)
 

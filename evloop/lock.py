@@ -50,11 +50,11 @@ class Semaphore:
         self.counter = value
         self._links: deque = deque()  # Waiters of blocked greenlets and rawlink callbacks
         self._hub: Any = None
-        self._schedule: Any = None     # the hub loop's run_callback_threadsafe
+        self._schedule: Any = None     # hub.loop._run_callback_if_alive (_bind_current)
         self._notifier: Any = None     # the queued _notify_links callback, if any
         if hub is not None:  # gevent's argument; otherwise the hub of the first waiter
             self._hub = hub
-            self._schedule = hub.loop.run_callback_threadsafe
+            self._schedule = hub.loop._run_callback_if_alive
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} at {id(self):#x} counter={self.counter} "
@@ -140,7 +140,10 @@ class Semaphore:
             if self._hub is not None and self._hub.loop is None:
                 self._links.clear()  # waiters of a destroyed hub never run again
             self._hub = hub
-            self._schedule = hub.loop.run_callback_threadsafe
+            # run_callback_threadsafe, except that once the loop is destroyed (with its
+            # hub) it queues nothing: the waiters still in line then are orphans of that
+            # hub, and a release() from the next hub must not fail because of them
+            self._schedule = hub.loop._run_callback_if_alive
             self._notifier = None
         return hub
 

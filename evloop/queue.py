@@ -117,7 +117,7 @@ class SimpleQueue:
         self.getters: deque = deque()   # Waiters of blocked get/peek calls
         self.putters: deque = deque()   # _PutWaiters of blocked put calls
         self._hub: Any = None
-        self._schedule: Any = None      # the hub loop's run_callback_threadsafe
+        self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
         self._notifier: Any = None      # the queued _unlock callback, if any
 
     # -- storage (override in subclasses) ---------------------------------------------------
@@ -444,7 +444,10 @@ class SimpleQueue:
                 self.getters.clear()  # waiters of a destroyed hub never run again
                 self.putters.clear()
             self._hub = hub
-            self._schedule = hub.loop.run_callback_threadsafe
+            # run_callback_threadsafe, except that once the loop is destroyed (with its
+            # hub) it queues nothing: the waiters still in line then are orphans of that
+            # hub, and a put() from the next hub must not fail because of them
+            self._schedule = hub.loop._run_callback_if_alive
             self._notifier = None
 
     def _leave(self, line: deque, waiter: Any) -> None:
@@ -692,7 +695,7 @@ class Channel:
                 self.getters.clear()
                 self.putters.clear()
             self._hub = hub
-            self._schedule = hub.loop.run_callback_threadsafe
+            self._schedule = hub.loop._run_callback_if_alive
             self._notifier = None
 
     def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:

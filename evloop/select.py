@@ -32,8 +32,10 @@ Differences from the stdlib, on purpose:
   the stdlib blocks forever; here, as in gevent, the hub raises ``LoopExit`` when no other
   watcher or greenlet could ever wake the caller.
 * A closed fd makes ``select()`` raise ``OSError(EBADF)`` and ``poll()`` report
-  ``POLLNVAL``, as the stdlib does — when the fd is closed before the call. An fd closed
-  by another greenlet *while* the call waits is not noticed until something else wakes it.
+  ``POLLNVAL``, as the stdlib does — when the fd is closed before the call. An evloop
+  socket closed by another greenlet *while* the call waits wakes it (``select()`` then
+  reports the socket ready, ``poll()`` reports ``POLLNVAL``); an fd closed behind evloop's
+  back (``os.close``) is not noticed until something else wakes the call.
 * ``epoll``, ``kqueue``, ``kevent`` and ``devpoll`` (and their ``EPOLL*``/``KQ_*``
   constants) are not cooperative and are deliberately absent, so feature tests such as
   ``hasattr(select, "epoll")`` pick ``poll``; use the stdlib ``select`` module for them.

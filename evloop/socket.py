@@ -252,7 +252,7 @@ class socket(_original_socket):
         _ss.close(self)
 
     def detach(self) -> int:
-        self._io.close()
+        self._io.close(detach=True)  # the fd lives on: only this socket's waiters get EBADF
         return _original_socket.detach(self)
 
     def dup(self) -> "socket":

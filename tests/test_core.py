@@ -1976,6 +1976,46 @@ class TestFork:
         """)
         assert proc.stdout.strip().endswith("OK")
 
+    def test_fork_from_another_thread_while_the_loop_polls(self):
+        # The main thread sits in the default loop's poll when a second thread forks. In
+        # the child that run() will never return (its thread does not exist there); the
+        # loop used to count as running in another thread for ever: run() raised
+        # RuntimeError and destroy() was deferred without end.
+        proc = run_script("""
+            loop = core.loop(default=True)
+            box = {}
+            def fork_in_thread():
+                time.sleep(0.2)                    # the main thread is in the poll now
+                sys.stdout.flush(); sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        fired = []
+                        t = loop.timer(0.01)
+                        t.start(fired.append, "child timer")
+                        loop.run()
+                        print("child", fired, loop.depth, flush=True)
+                        loop.destroy()
+                        code = 0 if fired and loop.destroyed else 1
+                    except BaseException:
+                        traceback.print_exc()
+                    sys.stdout.flush(); sys.stderr.flush()
+                    os._exit(code)
+                box["pid"] = pid
+            th = threading.Thread(target=fork_in_thread)
+            th.start()
+            t = loop.timer(0.5)
+            t.start(noop)
+            loop.run()                          # the parent's loop is unaffected
+            th.join()
+            _, status = os.waitpid(box["pid"], 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            print("OK")
+        """)
+        assert "child ['child timer'] 0" in proc.stdout
+        assert proc.stdout.strip().endswith("OK")
+
 
 # --------------------------------------------------------------------------------------
 # run_callback
@@ -2219,6 +2259,53 @@ class TestErrors:
         assert "ValueError" in err
         assert "boom-from-callback" in err
         assert "Traceback" in err
+
+    def test_io_watcher_whose_callback_raises_is_stopped(self, loop, sockpair):
+        # The fd stays readable: the failing callback used to run (and be reported) on
+        # every iteration, a busy loop. As in gevent, the io watcher is stopped instead.
+        a, b = sockpair
+        a.send(b"x")
+        handler = RecordingHandler()
+        loop.error_handler = handler
+        calls = []
+
+        def bad():
+            calls.append(1)
+            raise ValueError("io-boom")
+
+        w = loop.io(b.fileno(), core.READ)
+        w.start(bad)
+        t = loop.timer(0.1)
+        t.start(loop.break_)           # the end, even if the watcher stayed active
+        loop.run()
+        assert len(calls) == 1
+        assert not w.active
+        assert [(c[0], c[1]) for c in handler.calls] == [(w, ValueError)]
+        w.start(bad)                   # it may be started again
+        t.start(loop.break_)
+        loop.run()
+        assert len(calls) == 2 and not w.active
+        t.stop()
+
+    def test_io_watcher_stays_active_after_keyboard_interrupt(self, loop, sockpair):
+        # a KeyboardInterrupt that lands in a callback says nothing about the callback
+        a, b = sockpair
+        a.send(b"x")
+        calls = []
+
+        def interrupted():
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            w.stop()
+
+        w = loop.io(b.fileno(), core.READ)
+        w.start(interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run()
+        assert w.active
+        loop.run()
+        assert calls == [1, 1]
 
     def test_default_handler_run_callback(self, loop, capfd):
         log = []

@@ -964,6 +964,126 @@ def test_destroy_never_resumes_waiting_greenlets():
     assert loop is None
 
 
+def test_destroy_the_main_hub_with_waiting_greenlets_leaves_the_next_hub_an_empty_loop():
+    # The default loop outlives the main hub. The io watcher of a greenlet blocked in
+    # recv() used to stay armed on it: once the fd was readable, the next hub called the
+    # dead hub's Waiter on every iteration (an AssertionError report each time, 100% CPU).
+    proc = run_script("""
+        import io, time, evloop
+        from evloop import select, socket
+        from evloop.event import Event
+        from evloop.hub import get_hub
+        hub = get_hub()
+        a, b = socket.socketpair()
+        ev = Event()
+        log = []
+        def waiting(name, func):
+            try:
+                func()
+            finally:
+                log.append(name)    # runs only if the greenlet is ever resumed
+        for name, func in [("recv", lambda: a.recv(10)), ("event", ev.wait),
+                           ("sleep", lambda: evloop.sleep(0.2)),
+                           ("select", lambda: select.select([a], [], []))]:
+            evloop.spawn(waiting, name, func)
+        evloop.sleep(0.01)
+        hub.destroy()
+        hub2 = get_hub()
+        hub2.exception_stream = errors = io.StringIO()
+        print("left on the loop", len(hub2.loop.watchers()), hub2.loop.callback_count)
+        b.sendall(b"ready")         # the orphans' fd becomes readable
+        ev.set()
+        cpu = time.process_time()
+        evloop.sleep(0.5)           # the orphan's sleep(0.2) timer would fire meanwhile
+        print("cpu", round(time.process_time() - cpu, 3))
+        print("errors", errors.getvalue().count("failed with"))
+        print("resumed", log)
+        c, d = socket.socketpair()
+        d.sendall(b"x")
+        print("io", c.recv(1))
+    """)
+    out = proc.stdout.splitlines()
+    assert "left on the loop 0 0" in out, proc.stdout
+    assert float(out[1].split()[1]) < 0.2, proc.stdout      # no busy loop
+    assert "errors 0" in out, proc.stdout + proc.stderr
+    assert "resumed []" in out
+    assert "io b'x'" in out
+
+
+def test_destroy_the_main_hub_drops_queued_resumptions_of_its_greenlets():
+    # A greenlet that yielded (sleep(0)) had a "switch back" queued on the default loop;
+    # the next hub used to run it: the orphan resumed, and when it ended it returned into
+    # the main greenlet (its parent, the old hub, is dead), which got an InvalidSwitchError.
+    proc = run_script("""
+        import evloop
+        from evloop.event import Event
+        from evloop.hub import get_hub
+        hub = get_hub()
+        ev = Event()
+        def yielder():
+            ev.set()
+            evloop.sleep(0)
+            print("orphan resumed")
+        evloop.spawn(yielder)
+        ev.wait()                    # its sleep(0) entry is now queued behind us
+        evloop.spawn(print, "orphan started")   # queued to start, never started
+        hub.destroy()
+        evloop.sleep(0.05)
+        print("main slept")
+    """)
+    assert proc.stdout.splitlines() == ["main slept"], proc.stdout + proc.stderr
+
+
+def test_destroy_does_not_resume_greenlets_whose_event_came_in_the_same_iteration():
+    # Two timers expire in one loop iteration: the main greenlet's, then another
+    # greenlet's. The main greenlet destroys the hub; while leaving its loop, the hub used
+    # to dispatch the rest of the iteration and resume the other greenlet inside destroy().
+    proc = run_script("""
+        import time, evloop
+        from evloop.hub import get_hub
+        hub = get_hub()
+        log = []
+        def sleeper():
+            evloop.sleep(0.2)
+            log.append("resumed")
+        def blocker():
+            time.sleep(0.4)         # holds the thread while both timers expire
+        evloop.spawn(sleeper)
+        evloop.spawn(blocker)
+        evloop.sleep(0.1)
+        log.append("main woke")
+        hub.destroy()
+        log.append("destroyed")
+        evloop.sleep(0.05)
+        print(log)
+    """)
+    assert proc.stdout.strip() == "['main woke', 'destroyed']", proc.stdout + proc.stderr
+
+
+def test_waking_a_waiter_whose_hub_was_destroyed_does_nothing(errors):
+    # A Waiter of a destroyed hub belongs to a greenlet that can never run again; waking
+    # it from another hub (an Event set later, a late callback) must not raise.
+    def body():
+        hub = get_hub()
+        waiter = Waiter(hub)
+        glet = evloop.spawn(waiter.get)
+        evloop.sleep(0.001)
+        hub.destroy()
+        new = get_hub()
+        try:
+            new.exception_stream = stream = io.StringIO()
+            new.loop.run_callback(waiter.switch, 1)
+            new.loop.run_callback(waiter.throw, ValueError)
+            evloop.sleep(0.01)
+            return stream.getvalue(), glet.dead, waiter.ready()
+        finally:
+            new.destroy()
+
+    reports, dead, ready = in_thread(body)
+    assert reports == ""
+    assert not dead and not ready
+
+
 # --------------------------------------------------------------------------------------
 # sleep, idle, spawn_raw, kill
 # --------------------------------------------------------------------------------------

@@ -352,6 +352,50 @@ def test_many_releases_from_a_thread(hub):
     assert got == n and s.counter == 0
 
 
+def _in_thread(func):
+    box = {}
+
+    def body():
+        try:
+            box["value"] = func()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.mark.parametrize("make", [lambda: Semaphore(0), lambda: BoundedSemaphore(1),
+                                  Lock, RLock], ids=["Semaphore", "BoundedSemaphore",
+                                                     "Lock", "RLock"])
+def test_release_after_the_waiters_hub_was_destroyed(hub, make):
+    # A thread's hub is destroyed with its loop while a greenlet waits on the lock; the
+    # thread's next hub releases it. That used to raise ValueError("operation on destroyed
+    # loop"): the lock still queued its wake-up on the dead loop.
+    def body():
+        lock = make()
+        if type(lock) is not Semaphore:
+            lock.acquire()                  # held by this thread's main greenlet
+        evloop.spawn(lock.acquire)          # waits, then is orphaned
+        evloop.sleep(0.001)
+        evloop.get_hub().destroy()
+        new = evloop.get_hub()
+        try:
+            lock.release()
+            evloop.sleep(0.001)
+            assert lock.acquire(timeout=1) is True   # the permit went to nobody else
+            lock.release()
+            return "ok"
+        finally:
+            new.destroy()
+
+    assert _in_thread(body) == "ok"
+
+
 # -- BoundedSemaphore, Lock -----------------------------------------------------------------------------
 
 

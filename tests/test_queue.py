@@ -403,6 +403,42 @@ def test_put_from_another_thread_on_an_unbounded_queue(hub, cls):
     assert got == list(range(n))
 
 
+@pytest.mark.parametrize("cls", [Queue, LifoQueue, PriorityQueue, SimpleQueue])
+def test_put_and_get_after_the_waiters_hub_was_destroyed(hub, cls):
+    # A thread's hub is destroyed with its loop while greenlets wait in get() and put();
+    # the thread's next hub uses the queue. put()/get() used to raise ValueError
+    # ("operation on destroyed loop"): the queue still queued its wake-up on the dead loop.
+    box = {}
+
+    def body():
+        q, full = cls(), cls(1) if cls is not SimpleQueue else None
+        evloop.spawn(q.get)                  # waits, then is orphaned
+        if full is not None:
+            full.put(0)
+            evloop.spawn(full.put, 1)        # waits for room, then is orphaned
+        evloop.sleep(0.001)
+        evloop.get_hub().destroy()
+        new = evloop.get_hub()
+        try:
+            q.put(5)
+            evloop.sleep(0.001)
+            box["q"] = q.get(timeout=1)       # the item went to nobody else
+            if full is not None:
+                box["full"] = (full.get(timeout=1), full.qsize())
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+        finally:
+            new.destroy()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(30)
+    assert "error" not in box, box["error"]
+    assert box["q"] == 5
+    if cls is not SimpleQueue:
+        assert box["full"] == (0, 0)
+
+
 # -- iteration, joining --------------------------------------------------------------------------------
 
 

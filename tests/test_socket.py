@@ -1211,6 +1211,75 @@ def test_detach_wakes_a_waiting_greenlet_and_leaves_no_watcher(closing):
     assert os.read(fd, 100) == b"fd still open"
 
 
+def _wait_read_fileno(sock):
+    evsocket.wait_read(sock.fileno())
+
+
+def _nb_read(sock):
+    from evloop import os as evos
+    return evos.nb_read(sock.fileno(), 10)
+
+
+def _select(sock):
+    from evloop import select
+    return select.select([sock], [], [])
+
+
+def _poll(sock):
+    from evloop import select
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    return p.poll()
+
+
+def _selector(sock):
+    from evloop import selectors
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ)
+        return [(key.fd, events) for key, events in sel.select()]
+
+
+# waits on the socket's fd that do not go through the socket's own methods; the first two
+# block in the hub like recv (EBADF, as the socket's own waiters get), the others have a
+# callback that finds the closed fd when it runs
+OTHER_WAITS = {"wait_read(fileno)": (_wait_read_fileno, "ebadf"),
+               "os.nb_read": (_nb_read, "ebadf"), "select": (_select, "returns"),
+               "poll": (_poll, "returns"), "selectors": (_selector, "returns")}
+
+
+@pytest.mark.parametrize("op", sorted(OTHER_WAITS))
+def test_close_wakes_greenlets_waiting_on_the_fd_by_other_means(closing, op):
+    # These waited on an fd that epoll had silently forgotten (close() only woke the
+    # socket's own waiters): without a timeout they never returned.
+    call, expect = OTHER_WAITS[op]
+    a, b = closing(*evsocket.socketpair())
+    waiter = evloop.spawn(outcome, call, a)
+    sleep(0.05)
+    assert not waiter.dead
+    start = time.monotonic()
+    a.close()
+    kind, result = waiter.get(timeout=5)
+    assert time.monotonic() - start < SLACK
+    if expect == "ebadf":
+        assert kind == "raised" and isinstance(result, OSError), result
+        assert result.errno == errno.EBADF
+    else:
+        assert kind == "ok", result   # what a closed fd looks like to each (ready, POLLNVAL)
+
+
+def test_detach_leaves_other_waiters_on_the_fd_waiting(closing):
+    # detach() hands the fd on: only the socket's own waiters are woken
+    a, b = closing(*evsocket.socketpair())
+    waiter = evloop.spawn(outcome, _wait_read_fileno, a)
+    sleep(0.05)
+    fd = closing(a.detach())
+    sleep(0.05)
+    assert not waiter.dead
+    b.sendall(b"ready")
+    assert waiter.get(timeout=5) == ("ok", None)
+    assert os.read(fd, 100) == b"ready"
+
+
 @pytest.mark.parametrize("timeout", [None, 30.0])
 def test_an_evloop_timeout_interrupts_a_blocked_operation_and_cleans_up(closing, timeout):
     loop = get_hub().loop
