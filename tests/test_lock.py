@@ -372,6 +372,8 @@ def _in_thread(func):
 @pytest.mark.parametrize("make", [lambda: Semaphore(0), lambda: BoundedSemaphore(1),
                                   Lock, RLock], ids=["Semaphore", "BoundedSemaphore",
                                                      "Lock", "RLock"])
+@pytest.mark.allow_leftovers("greenlets", reason="the waiter's greenlet belongs to the destroyed "
+                             "hub and stays suspended for ever; that is the point")
 def test_release_after_the_waiters_hub_was_destroyed(hub, make):
     # A thread's hub is destroyed with its loop while a greenlet waits on the lock; the
     # thread's next hub releases it. That used to raise ValueError("operation on destroyed

@@ -404,6 +404,8 @@ def test_put_from_another_thread_on_an_unbounded_queue(hub, cls):
 
 
 @pytest.mark.parametrize("cls", [Queue, LifoQueue, PriorityQueue, SimpleQueue])
+@pytest.mark.allow_leftovers("greenlets", reason="the waiter's greenlet belongs to the destroyed "
+                             "hub and stays suspended for ever; that is the point")
 def test_put_and_get_after_the_waiters_hub_was_destroyed(hub, cls):
     # A thread's hub is destroyed with its loop while greenlets wait in get() and put();
     # the thread's next hub uses the queue. put()/get() used to raise ValueError
