@@ -123,7 +123,7 @@ def _gunicorn_flags():
 class Gunicorn:
     """A gunicorn arbiter in its own process group, its output in a log file."""
 
-    def __init__(self, directory, *args, workers=1):
+    def __init__(self, directory, *args, workers=1, app="app:app"):
         self.directory = directory
         self.log_path = directory / f"gunicorn-{time.monotonic_ns()}.log"
         env = dict(os.environ)
@@ -132,7 +132,7 @@ class Gunicorn:
         env["PYTHONUNBUFFERED"] = "1"
         command = [sys.executable, "-m", "gunicorn", "-k", WORKER, "-b", "127.0.0.1:0",
                    "-w", str(workers), "--graceful-timeout", "20", *_gunicorn_flags(),
-                   *args, "app:app"]
+                   *args, app]
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(command, cwd=directory, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=env,
@@ -680,6 +680,17 @@ def test_max_requests_recycles_the_worker(start):
     assert pids[:5] == [pids[0]] * 5
     server.wait_log(r"Autorestarting worker after current request")
     clean_log(server)
+
+
+def test_preload_works_and_what_it_imported_unpatched_is_reported(start, app_dir):
+    # imported in the arbiter, before any worker patched: `sleep` is the blocking one
+    (app_dir / "preloaded.py").write_text("from time import sleep\n"
+                                          "from app import app\n")
+    server = start("--preload", app="preloaded:app")
+    assert get(server.port, "/version") == b"1"
+    log = server.wait_log(r"MonkeyPatchWarning.*").group(0)
+    assert "time.sleep as" in log and "preloaded.sleep" in log, log
+    assert "ReloaderBase" not in log     # gunicorn's own, filtered out
 
 
 def test_code_reloader_restarts_the_worker_on_change(start, app_dir):

@@ -48,13 +48,18 @@ _GUNICORN_INTERNALS = frozenset({
 })
 
 
-def _only_gunicorn_internals(message: str) -> bool:
-    """Whether a MonkeyPatchWarning from patch_all() names nothing but
-    ``_GUNICORN_INTERNALS`` (its "Classes derived before patching: a; b." list)."""
-    head, found, classes = message.partition("Classes derived before patching: ")
-    if not found or "Names imported before patching" in head:
-        return False
-    return all(item in _GUNICORN_INTERNALS for item in classes.rstrip(".").split("; "))
+def _without_gunicorn_internals(message: str) -> Optional[str]:
+    """A MonkeyPatchWarning's text from patch_all() without ``_GUNICORN_INTERNALS`` in
+    its "Classes derived before patching: a; b." part, or None if nothing else is left
+    to report."""
+    head, found, classes = message.partition(" Classes derived before patching: ")
+    if not found:
+        return message
+    kept = [item for item in classes.rstrip(".").split("; ")
+            if item not in _GUNICORN_INTERNALS]
+    if kept:
+        return f"{head}{found}{'; '.join(kept)}."
+    return head if "Names imported before patching" in head else None
 
 
 class _KeepaliveExpired(BaseException):
@@ -153,10 +158,13 @@ class Worker(AsyncWorker):
             warnings.simplefilter("always", monkey.MonkeyPatchWarning)
             monkey.patch_all()
         for warning in caught:
-            if not (issubclass(warning.category, monkey.MonkeyPatchWarning)
-                    and _only_gunicorn_internals(str(warning.message))):
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
+            message: Any = warning.message
+            if issubclass(warning.category, monkey.MonkeyPatchWarning):
+                message = _without_gunicorn_internals(str(message))
+                if message is None:
+                    continue
+            warnings.warn_explicit(message, warning.category, warning.filename,
+                                   warning.lineno)
         sockets: List[Any] = []
         for listener in self.sockets:
             # gunicorn's listener wraps a stdlib socket: take its fd over
