@@ -213,9 +213,11 @@ class Worker(AsyncWorker):
     # -- serving --------------------------------------------------------------------------
 
     def _heartbeat_interval(self) -> float:
-        # self.timeout is half of gunicorn's --timeout (0: no timeout)
+        # self.timeout is half of gunicorn's --timeout (0: no timeout); beat at least four
+        # times per timeout, so that a worker descheduled for a while on a busy machine
+        # is not taken for a stuck one
         if self.timeout and self.timeout > 0:
-            return min(self.notify_interval, self.timeout)
+            return min(self.notify_interval, self.timeout / 2)
         return self.notify_interval
 
     def run(self) -> None:
