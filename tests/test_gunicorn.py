@@ -7,13 +7,13 @@ sockets for the framing): GET and POST with bodies, keep-alive (and its timeout)
 pipelining, ``Expect: 100-continue``, chunked requests and responses,
 ``wsgi.file_wrapper`` (sendfile, which must not block the worker for a slow reader), TLS;
 many slow requests served concurrently by one worker; ``worker_connections`` bounding
-that; two workers sharing a listener; and the process lifecycle gunicorn drives through
-signals: SIGTERM (graceful: in-flight requests finish, within ``graceful_timeout``),
-SIGQUIT and SIGINT (at once), SIGHUP (new workers with the new code replace the old
-ones, which finish their requests), SIGUSR1, a killed or crashed worker replaced,
-``max_requests``, the heartbeat (an idle worker is not timed out; one that blocks the
-loop is aborted, its ``worker_abort`` hook run), the code reloader, and a worker whose
-arbiter died.
+that; two workers sharing a listener; a unix socket; ``--preload``; and the process
+lifecycle gunicorn drives through signals: SIGTERM (graceful: in-flight requests finish,
+within ``graceful_timeout``), SIGQUIT and SIGINT (at once), SIGHUP (new workers with the
+new code replace the old ones, which finish their requests), SIGUSR1, a killed or
+crashed worker replaced, ``max_requests``, the heartbeat (an idle worker is not timed
+out; one that blocks the loop is aborted, its ``worker_abort`` hook run), the code
+reloader, and a worker whose arbiter died.
 
 The client side runs in plain threads of the test process (nothing here is patched).
 Timing rules (a busy 2-core machine): lower bounds, or upper bounds with a wide margin.
@@ -123,22 +123,22 @@ def _gunicorn_flags():
 class Gunicorn:
     """A gunicorn arbiter in its own process group, its output in a log file."""
 
-    def __init__(self, directory, *args, workers=1, app="app:app"):
+    def __init__(self, directory, *args, workers=1, app="app:app", bind="127.0.0.1:0"):
         self.directory = directory
         self.log_path = directory / f"gunicorn-{time.monotonic_ns()}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env["PYTHONUNBUFFERED"] = "1"
-        command = [sys.executable, "-m", "gunicorn", "-k", WORKER, "-b", "127.0.0.1:0",
+        command = [sys.executable, "-m", "gunicorn", "-k", WORKER, "-b", bind,
                    "-w", str(workers), "--graceful-timeout", "20", *_gunicorn_flags(),
                    *args, app]
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(command, cwd=directory, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
-        match = self.wait_log(r"Listening at: https?://127\.0\.0\.1:(\d+)")
-        self.port = int(match.group(1))
+        match = self.wait_log(r"Listening at: (?:https?://127\.0\.0\.1:(\d+)|unix:)")
+        self.port = int(match.group(1)) if match.group(1) else None
         self.wait_log(r"Booting worker with pid: (\d+)")
 
     @property
@@ -524,6 +524,40 @@ def test_two_workers_share_the_listener(start):
             break
     assert seen == set(server.booted())
     clean_log(server)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=LONG)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(LONG)
+        self.sock.connect(self.path)
+
+
+def test_unix_socket_listener(start, tmp_path):
+    path = str(tmp_path / "g.sock")
+    start(bind=f"unix:{path}")
+    conn = UnixHTTPConnection(path)
+    try:
+        for size in (0, 100_000):
+            payload = os.urandom(size)
+            status, _h, body = request(None, "POST", "/echo", body=payload, conn=conn)
+            assert status == 200 and body == b"POST " + payload
+    finally:
+        conn.close()
+    with ThreadPoolExecutor(10) as executor:
+        def slow(_):
+            c = UnixHTTPConnection(path)
+            try:
+                return request(None, "GET", "/slow?1", conn=c)[2]
+            finally:
+                c.close()
+        t0 = time.monotonic()
+        assert list(executor.map(slow, range(10))) == [b"slept 1"] * 10
+        assert time.monotonic() - t0 < 8
 
 
 # -------------------------------------------------------------------------------------
