@@ -180,7 +180,8 @@ class Worker(AsyncWorker):
         # something blocks the loop, so a handler waiting for the loop would never run.
         # A plain Python handler runs in whatever greenlet holds the thread.
         from evloop import monkey  # noqa: PLC0415
-        _stdlib_signal.signal(_stdlib_signal.SIGABRT, _stdlib_signal.SIG_DFL)  # drop the watcher
+        # (signal.signal is evloop's by now: this drops its watcher for SIGABRT)
+        _stdlib_signal.signal(_stdlib_signal.SIGABRT, _stdlib_signal.SIG_DFL)
         monkey.get_original("signal", "signal")(_stdlib_signal.SIGABRT, self.handle_abort)
 
     def handle_abort(self, sig: int, frame: Any) -> None:
