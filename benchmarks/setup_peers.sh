@@ -10,13 +10,14 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv="$here/.peers"
 python=${PYTHON:-python3}
-peers="gevent uvloop"
+# gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv
+peers="gevent uvloop gunicorn"
 
 if [ "${1:-}" = "--force" ]; then
     rm -rf "$venv"
 fi
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn" 2>/dev/null; then
     echo "peers venv already set up: $venv"
 else
     "$python" -m venv "$venv"
@@ -26,6 +27,7 @@ else
 fi
 
 "$venv/bin/python" - <<'PY'
-import sys, gevent, uvloop
-print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__)
+import sys, gevent, uvloop, gunicorn
+print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__,
+      "| gunicorn", gunicorn.__version__)
 PY

@@ -189,6 +189,19 @@ class BaseServer:
             self.pool.kill(block=True, timeout=1)
         self._stop_event.set()
 
+    def stop_accepting(self) -> None:
+        """Stop taking connections but keep the listener open (gevent's name): the kernel
+        queues new connections in the listener's backlog meanwhile, where another process
+        sharing the listener (a gunicorn worker) takes them, or ``start_accepting()``
+        later does. Handlers already running go on."""
+        self._stop_accepting()
+
+    def start_accepting(self) -> None:
+        """Take connections again after ``stop_accepting()``."""
+        if not self.started or self.socket is None:
+            raise ValueError(f"{self!r} is not started")
+        self._start_accepting()
+
     def close(self) -> None:
         self._stop_accepting()
         sock, self.socket = self.socket, None

@@ -377,6 +377,40 @@ def test_close_stops_accepting_but_leaves_handlers_running(cleanup):
     assert client.get(timeout=5) == b"finished after close"
 
 
+def test_stop_accepting_keeps_the_listener_open_and_start_accepting_resumes(cleanup):
+    proceed = Event()
+
+    def handle(sock, address):
+        proceed.wait()
+        sock.sendall(b"served")
+
+    server = cleanup(StreamServer(("127.0.0.1", 0), handle))
+    server.start()
+    first = cleanup(evloop.spawn(talk, server.server_port, b""))
+    while not len(server.pool):
+        sleep(0.005)
+    server.stop_accepting()
+    assert server.started and not server.closed
+    # the kernel still completes the handshake (the listener is open), but nobody accepts
+    late = cleanup(evloop.spawn(talk, server.server_port, b""))
+    sleep(0.2)
+    assert len(server.pool) == 1 and not late.ready()
+    proceed.set()
+    assert first.get(timeout=5) == b"served"
+    sleep(0.1)
+    assert len(server.pool) == 0 and not late.ready()
+    server.start_accepting()
+    assert late.get(timeout=5) == b"served"
+
+
+def test_start_accepting_needs_a_started_server():
+    server = StreamServer(("127.0.0.1", 0), echo)
+    with pytest.raises(ValueError):
+        server.start_accepting()
+    server.stop_accepting()  # harmless when not started
+    assert not server.started
+
+
 def test_stop_before_start_is_harmless():
     server = StreamServer(("127.0.0.1", 0), echo)
     server.stop()
