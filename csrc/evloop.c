@@ -51,6 +51,7 @@ static PyTypeObject EvCallback_Type;
 struct EvWaiter;
 static int evloop_waiter_switch(struct EvWaiter *self, PyObject *value);
 static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
+static void evloop_aio_detach_all(EvLoop *evloop);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -1946,6 +1947,8 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
      * refcount is already zero there, and no watcher holds one) */
     if (!from_dealloc)
         Py_INCREF(self);
+    /* asyncio loops bound to this one stop their own watchers and let go of it */
+    evloop_aio_detach_all(self);
     /* stop watchers: each stop may drop the last reference to a watcher */
     while (self->watchers != NULL) {
         EvWatcher *w = self->watchers;
@@ -2754,6 +2757,7 @@ static PyTypeObject EvLoop_Type = {
 
 #include "evloop_hub.c"
 #include "evloop_io.c"
+#include "evloop_aio.c"
 
 /* ------------------------------------------------------------------------------------ */
 /* the run_callback handle                                                                */
@@ -2916,6 +2920,7 @@ static PyMethodDef module_methods[] = {
     {"_set_hub", mod_set_hub, METH_O, NULL},
     {"_io_configure", mod_io_configure, METH_O, NULL},
     {"_new_waiter", mod_new_waiter, METH_O, "Waiter(hub), fast"},
+    {"_aio_configure", mod_aio_configure, METH_VARARGS, NULL},
     {NULL}
 };
 
@@ -3094,7 +3099,10 @@ evloop_bootstrap(void)
         || evloop_add_type(m, "fork", &EvFork_Type) < 0
         || evloop_add_type(m, "callback", &EvCallback_Type) < 0
         || evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0
-        || evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0)
+        || evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0
+        || evloop_add_type(m, "AioLoop", &AioLoop_Type) < 0
+        || evloop_add_type(m, "AioHandle", &AioHandle_Type) < 0
+        || evloop_add_type(m, "AioTimerHandle", &AioTimer_Type) < 0)
         goto fail;
 #define ADDINT(name, value)                                                              \
     if (PyModule_AddIntConstant(m, name, value) < 0)                                     \
