@@ -49,9 +49,12 @@ IMPLS = {
         Impl("uvloop", PEERS_PYTHON, "uvloop", "uvloop"),
         # the stdlib loop, with evloop's interpreter (which need not have uvloop)
         Impl("asyncio", sys.executable, "asyncio", ""),
+        # evloop's asyncio event loop
+        Impl("evloop.aio", sys.executable, "evloop.aio", "evloop"),
     ]
 }
-BASELINE = "evloop"
+# ratio columns: each baseline against the peers it is compared with
+BASELINES = {"evloop": ("gevent", "uvloop", "asyncio"), "evloop.aio": ("uvloop", "asyncio")}
 
 
 def discover_workloads():
@@ -130,9 +133,10 @@ def human(rate):
 
 
 def table(workloads, impls, samples, failed):
-    peers = [name for name in impls if name != BASELINE] if BASELINE in impls else []
+    pairs = [(base, peer) for base, peers in BASELINES.items() if base in impls
+             for peer in peers if peer in impls]
     header = ["workload"] + [f"{name} ops/s" for name in impls]
-    header += [f"{BASELINE}/{peer}" for peer in peers]
+    header += [f"{base}/{peer}" for base, peer in pairs]
     rows = []
     for workload, supported in workloads.items():
         medians, row = {}, [workload]
@@ -144,9 +148,9 @@ def table(workloads, impls, samples, failed):
                 row.append(f"{human(median)} ±{spread:.0%}")
             else:
                 row.append("error" if (workload, name) in failed else "-")
-        for peer in peers:
-            ok = BASELINE in medians and peer in medians
-            row.append(f"{medians[BASELINE] / medians[peer]:.2f}" if ok else "-")
+        for base, peer in pairs:
+            ok = base in medians and peer in medians
+            row.append(f"{medians[base] / medians[peer]:.2f}" if ok else "-")
         rows.append(row)
     return header, rows
 
@@ -178,8 +182,7 @@ def context(args, impls, versions):
         env = "".join(f", {k}={v}" for k, v in impl.env.items())
         lines.append(f"{name} {version}: Python {python} ({impl.python}{env})")
     lines.append(f"medians of {args.repeat} interleaved runs; ± is the largest deviation of "
-                 f"a run from the median" + (f"; {BASELINE}/peer > 1 means {BASELINE} is faster"
-                                             if BASELINE in impls and len(impls) > 1 else ""))
+                 f"a run from the median; X/peer > 1 means X is faster")
     return lines
 
 

@@ -37,9 +37,19 @@ static PyObject *aio_debug_check = NULL;   /* (loop, callback, method): debug-mo
 static PyObject *aio_run_debug = NULL;     /* (loop, handle): a run with slow-callback log */
 static PyObject *aio_wake_args = NULL;     /* (mark,): what the hub wakes run() with */
 static PyObject *aio_wake_mark = NULL;
+static PyObject *aio_tasks_dict = NULL;    /* asyncio.tasks.__dict__: Task, read per call */
+static PyObject *aio_futures_dict = NULL;  /* asyncio.futures.__dict__: Future */
+static PyObject *aio_create_task_py = NULL; /* BaseEventLoop.create_task: the general case */
+static PyObject *aio_str_Task = NULL, *aio_str_Future = NULL;
+static PyObject *aio_kw_loop[4] = {NULL};  /* ("loop",) ("loop","name") ("loop","context")
+                                              ("loop","name","context") */
 
 #define AIO_READ 0
 #define AIO_WRITE 1
+
+/* How long the check watcher may keep running batches of callbacks before the loop polls
+ * again (see aio_check_cb). */
+#define AIO_BATCH_SECONDS 0.0005
 
 typedef struct AioHandle {
     PyObject_HEAD
@@ -90,6 +100,7 @@ typedef struct AioLoop {
     ev_idle idle;               /* active while running with work queued: non-blocking poll */
     ev_async wakeup;            /* call_soon_threadsafe */
     int running, once, woken, stopping, closed, debug;
+    PyObject *task_factory;     /* set_task_factory()'s factory (strong), or NULL */
     PyObject *run_greenlet;     /* the greenlet blocked in run() (strong) */
     PyObject *exc_type, *exc_value, *exc_tb; /* SystemExit/KeyboardInterrupt for run() */
 } AioLoop;
@@ -956,6 +967,18 @@ aio_check_cb(struct ev_loop *l, ev_check *w, int revents)
         return;
     Py_INCREF(self);
     aio_run_batch(self);
+    if (self->ready_count > 0 && !self->stopping && !self->once) {
+        /* More batches before the next poll, for a short while: a chain of callbacks
+         * (await asyncio.sleep(0), task steps) would otherwise pay a whole libev iteration
+         * and a poll system call per link. Each batch is still exactly the handles queued
+         * before it started, so order and stop() are asyncio's; what waits is only I/O,
+         * timers and greenlets, for at most AIO_BATCH_SECONDS. */
+        double deadline = aio_now() + AIO_BATCH_SECONDS;
+        do {
+            aio_run_batch(self);
+        } while (self->ready_count > 0 && !self->stopping && self->running && !self->woken
+                 && self->exc_type == NULL && aio_now() < deadline);
+    }
     if (self->running && !self->woken) {
         if (self->exc_type != NULL || self->stopping || self->once)
             aio_wake(self);
@@ -1165,6 +1188,7 @@ aio_loop_traverse(AioLoop *self, visitproc visit, void *arg)
     Py_VISIT(self->hub);
     Py_VISIT(self->evloop);
     Py_VISIT(self->run_greenlet);
+    Py_VISIT(self->task_factory);
     for (AioHandle *h = self->ready_head; h != NULL; h = h->next)
         Py_VISIT(h);
     for (int fd = 0; fd < self->nfds; fd++) {
@@ -1196,6 +1220,7 @@ aio_loop_clear(AioLoop *self)
         PyMem_Free(f);
     }
     Py_CLEAR(self->run_greenlet);
+    Py_CLEAR(self->task_factory);
     return 0;
 }
 
@@ -1211,6 +1236,7 @@ aio_loop_dealloc(AioLoop *self)
     PyMem_Free(self->fds);
     self->fds = NULL;
     Py_CLEAR(self->run_greenlet);
+    Py_CLEAR(self->task_factory);
     Py_CLEAR(self->exc_type);
     Py_CLEAR(self->exc_value);
     Py_CLEAR(self->exc_tb);
@@ -1844,6 +1870,120 @@ aio_run(AioLoop *self, PyObject *onceobj)
     Py_RETURN_NONE;
 }
 
+/* create_task(coro, *, name=None, context=None): asyncio.Task(coro, loop=self, ...) without
+ * a Python frame when there is no task factory and debug mode is off (BaseEventLoop's
+ * create_task does exactly that then); everything else goes to BaseEventLoop.create_task. */
+static PyObject *
+aio_create_task(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *name = NULL, *context = NULL, *task_cls, *stack[4];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int fast = nargs == 1 && !self->closed && self->task_factory == NULL && !self->debug
+               && aio_tasks_dict != NULL;
+    for (Py_ssize_t i = 0; fast && i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(k, "name") == 0)
+            name = v == Py_None ? NULL : v;
+#if PY_VERSION_HEX >= 0x030B0000
+        else if (PyUnicode_CompareWithASCIIString(k, "context") == 0)
+            context = v == Py_None ? NULL : v;
+#endif
+        else
+            fast = 0;
+    }
+    if (!fast) {
+        PyObject *small[8], **full = small, *res;
+        if (aio_create_task_py == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "evloop.aio is not configured");
+            return NULL;
+        }
+        if (nargs + nkw + 1 > 8) {
+            full = PyMem_Malloc((size_t)(nargs + nkw + 1) * sizeof(PyObject *));
+            if (full == NULL)
+                return PyErr_NoMemory();
+        }
+        full[0] = (PyObject *)self;
+        for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+            full[i + 1] = args[i];
+        res = PyObject_Vectorcall(aio_create_task_py, full, nargs + 1, kwnames);
+        if (full != small)
+            PyMem_Free(full);
+        return res;
+    }
+    task_cls = PyDict_GetItemWithError(aio_tasks_dict, aio_str_Task); /* borrowed */
+    if (task_cls == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "asyncio.tasks.Task is missing");
+        return NULL;
+    }
+    stack[0] = args[0];
+    stack[1] = (PyObject *)self;
+    if (name != NULL && context != NULL) {
+        stack[2] = name;
+        stack[3] = context;
+        return PyObject_Vectorcall(task_cls, stack, 1, aio_kw_loop[3]);
+    }
+    if (name != NULL) {
+        stack[2] = name;
+        return PyObject_Vectorcall(task_cls, stack, 1, aio_kw_loop[1]);
+    }
+    if (context != NULL) {
+        stack[2] = context;
+        return PyObject_Vectorcall(task_cls, stack, 1, aio_kw_loop[2]);
+    }
+    return PyObject_Vectorcall(task_cls, stack, 1, aio_kw_loop[0]);
+}
+
+/* create_future(): asyncio.futures.Future(loop=self) */
+static PyObject *
+aio_create_future(AioLoop *self, PyObject *unused)
+{
+    PyObject *cls, *stack[1];
+    if (aio_futures_dict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "evloop.aio is not configured");
+        return NULL;
+    }
+    cls = PyDict_GetItemWithError(aio_futures_dict, aio_str_Future); /* borrowed */
+    if (cls == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "asyncio.futures.Future is missing");
+        return NULL;
+    }
+    stack[0] = (PyObject *)self;
+    return PyObject_Vectorcall(cls, stack, 0, aio_kw_loop[0]);
+}
+
+/* get_debug() and is_closed(): every Future and Task constructor calls get_debug() */
+static PyObject *
+aio_get_debug(AioLoop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *
+aio_is_closed(AioLoop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+aio_get_task_factory(AioLoop *self, void *c)
+{
+    PyObject *v = self->task_factory ? self->task_factory : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static int
+aio_set_task_factory(AioLoop *self, PyObject *v, void *c)
+{
+    if (v == Py_None)
+        v = NULL;
+    Py_XINCREF(v);
+    Py_XSETREF(self->task_factory, v);
+    return 0;
+}
+
 static PyObject *
 aio_get_flag(AioLoop *self, void *c)
 {
@@ -1916,6 +2056,12 @@ static PyMethodDef aio_loop_methods[] = {
     {"_close_watchers", (PyCFunction)aio_close_watchers, METH_NOARGS, NULL},
     {"_check_not_hub", (PyCFunction)aio_check_not_hub, METH_NOARGS, NULL},
     {"_run", (PyCFunction)aio_run, METH_O, "_run(once): run_forever()'s core"},
+    {"create_task", (PyCFunction)(void (*)(void))aio_create_task,
+     METH_FASTCALL | METH_KEYWORDS, "create_task(coro, *, name=None, context=None) -> Task"},
+    {"create_future", (PyCFunction)aio_create_future, METH_NOARGS,
+     "create_future() -> asyncio.Future attached to this loop"},
+    {"get_debug", (PyCFunction)aio_get_debug, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)aio_is_closed, METH_NOARGS, NULL},
     {NULL}
 };
 
@@ -1928,6 +2074,7 @@ static PyGetSetDef aio_loop_getset[] = {
      (void *)offsetof(AioLoop, debug)},
     {"_hub", (getter)aio_get_hub, NULL, "the hub greenlet whose libev loop this loop uses",
      NULL},
+    {"_task_factory", (getter)aio_get_task_factory, (setter)aio_set_task_factory, NULL, NULL},
     {"_ready_count", (getter)aio_get_ready_count, NULL, NULL, NULL},
     {"_timer_count", (getter)aio_get_timer_count, NULL, NULL, NULL},
     {NULL}
@@ -1947,14 +2094,32 @@ static PyTypeObject AioLoop_Type = {
     .tp_getset = aio_loop_getset,
 };
 
-/* _aio_configure(on_error, repr, extract_stack, debug_check, run_debug) — once, by
- * evloop.aio */
+/* _aio_configure(on_error, repr, extract_stack, debug_check, run_debug, tasks_dict,
+ *                futures_dict, create_task) — once, by evloop.aio */
 static PyObject *
 mod_aio_configure(PyObject *m, PyObject *args)
 {
-    PyObject *a, *b, *c, *d, *e;
-    if (!PyArg_ParseTuple(args, "OOOOO:_aio_configure", &a, &b, &c, &d, &e))
+    PyObject *a, *b, *c, *d, *e, *tasks, *futures, *create_task;
+    if (!PyArg_ParseTuple(args, "OOOOOO!O!O:_aio_configure", &a, &b, &c, &d, &e,
+                          &PyDict_Type, &tasks, &PyDict_Type, &futures, &create_task))
         return NULL;
+    if (aio_str_Task == NULL) {
+        aio_str_Task = PyUnicode_InternFromString("Task");
+        aio_str_Future = PyUnicode_InternFromString("Future");
+        aio_kw_loop[0] = Py_BuildValue("(s)", "loop");
+        aio_kw_loop[1] = Py_BuildValue("(ss)", "loop", "name");
+        aio_kw_loop[2] = Py_BuildValue("(ss)", "loop", "context");
+        aio_kw_loop[3] = Py_BuildValue("(sss)", "loop", "name", "context");
+        if (aio_str_Task == NULL || aio_str_Future == NULL || aio_kw_loop[0] == NULL
+            || aio_kw_loop[1] == NULL || aio_kw_loop[2] == NULL || aio_kw_loop[3] == NULL)
+            return NULL;
+    }
+    Py_INCREF(tasks);
+    Py_XSETREF(aio_tasks_dict, tasks);
+    Py_INCREF(futures);
+    Py_XSETREF(aio_futures_dict, futures);
+    Py_INCREF(create_task);
+    Py_XSETREF(aio_create_task_py, create_task);
     if (aio_wake_mark == NULL) {
         aio_wake_mark = PyUnicode_InternFromString("<evloop.aio wake-up>");
         if (aio_wake_mark == NULL)

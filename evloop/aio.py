@@ -25,6 +25,8 @@ import threading
 import warnings
 import weakref
 from asyncio import base_events, events, format_helpers, unix_events
+import asyncio.futures
+import asyncio.tasks
 from typing import Any, Awaitable, Callable, Deque, Dict, List, Mapping, Optional, TypeVar
 
 from evloop import core
@@ -98,7 +100,9 @@ def _run_debug(loop: "Loop", handle: Any) -> None:
         loop._current_handle = None
 
 
-core._aio_configure(_on_error, _handle_repr, _extract_stack, _debug_check, _run_debug)
+core._aio_configure(_on_error, _handle_repr, _extract_stack, _debug_check, _run_debug,
+                    asyncio.tasks.__dict__, asyncio.futures.__dict__,
+                    base_events.BaseEventLoop.create_task)
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
