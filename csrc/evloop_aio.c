@@ -967,7 +967,8 @@ aio_check_cb(struct ev_loop *l, ev_check *w, int revents)
         return;
     Py_INCREF(self);
     aio_run_batch(self);
-    if (self->ready_count > 0 && !self->stopping && !self->once) {
+    if (self->ready_count > 0 && !self->stopping && !self->once && self->running
+        && !self->woken && self->exc_type == NULL) {
         /* More batches before the next poll, for a short while: a chain of callbacks
          * (await asyncio.sleep(0), task steps) would otherwise pay a whole libev iteration
          * and a poll system call per link. Each batch is still exactly the handles queued
