@@ -179,13 +179,11 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
     """
 
     def __init__(self) -> None:
-        base_events.BaseEventLoop.__init__(self)
-        self._selector = _SelectorView(self)
-        self._transports: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-        self._signal_handlers: Dict[int, Any] = {}
-        # asyncio's self-pipe: signal.set_wakeup_fd() writes signal numbers to it, its
-        # reader (a libev io watcher) runs the handlers added by add_signal_handler()
-        self._make_self_pipe()
+        # asyncio's own constructors, so that every version's attributes exist; given a
+        # selector, they make no poller of their own. They also make asyncio's self-pipe:
+        # signal.set_wakeup_fd() writes signal numbers to it, and its reader (a libev io
+        # watcher) runs the handlers added by add_signal_handler().
+        unix_events._UnixSelectorEventLoop.__init__(self, selector=_SelectorView(self))
 
     # -- views of the C state, for code that inspects asyncio's internals ----------------
 

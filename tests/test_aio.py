@@ -1021,6 +1021,26 @@ def test_ctrl_c_cancels_the_main_task():
     assert out.split() == ["cancelled", "KeyboardInterrupt"]
 
 
+def test_ctrl_c_during_the_poll_raises_out_of_run_forever():
+    # Python's default SIGINT handler runs when the hub wakes from its poll; the hub hands
+    # KeyboardInterrupt to the main greenlet, which is the one blocked in run_forever()
+    out = run_py("""
+        import asyncio, os, signal, threading, time, evloop.aio
+
+        loop = evloop.aio.new_event_loop()
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            loop.run_until_complete(asyncio.sleep(30))
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - t0 < 10, loop.is_running())
+        # the loop is still usable afterwards
+        print(loop.run_until_complete(asyncio.sleep(0.01, "again")))
+        loop.close()
+    """)
+    assert out.split() == ["KeyboardInterrupt", "True", "False", "again"]
+
+
 def test_fork_child_runs_its_own_loop():
     out = run_py("""
         import asyncio, os, evloop.aio
