@@ -40,7 +40,7 @@ static PyObject *aio_wake_mark = NULL;
 static PyObject *aio_tasks_dict = NULL;    /* asyncio.tasks.__dict__: Task, read per call */
 static PyObject *aio_futures_dict = NULL;  /* asyncio.futures.__dict__: Future */
 static PyObject *aio_create_task_py = NULL; /* BaseEventLoop.create_task: the general case */
-static PyObject *aio_str_Task = NULL, *aio_str_Future = NULL;
+static PyObject *aio_str_Task = NULL, *aio_str_Future = NULL, *aio_str_context = NULL;
 static PyObject *aio_kw_loop[4] = {NULL};  /* ("loop",) ("loop","name") ("loop","context")
                                               ("loop","name","context") */
 
@@ -1254,7 +1254,12 @@ aio_parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
         return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
         PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(k, "context") == 0) {
+        /* Tasks pass context= on every step: the interned name (3.12+), or a compact
+         * ASCII "context" (3.11's _asyncio builds its own), before the general compare */
+        if (k == aio_str_context
+            || (PyUnicode_IS_COMPACT_ASCII(k) && PyUnicode_GET_LENGTH(k) == 7
+                && memcmp(PyUnicode_DATA(k), "context", 7) == 0)
+            || PyUnicode_CompareWithASCIIString(k, "context") == 0) {
             *context = args[nargs + i];
         }
         else {
@@ -2107,11 +2112,13 @@ mod_aio_configure(PyObject *m, PyObject *args)
     if (aio_str_Task == NULL) {
         aio_str_Task = PyUnicode_InternFromString("Task");
         aio_str_Future = PyUnicode_InternFromString("Future");
+        aio_str_context = PyUnicode_InternFromString("context");
         aio_kw_loop[0] = Py_BuildValue("(s)", "loop");
         aio_kw_loop[1] = Py_BuildValue("(ss)", "loop", "name");
         aio_kw_loop[2] = Py_BuildValue("(ss)", "loop", "context");
         aio_kw_loop[3] = Py_BuildValue("(sss)", "loop", "name", "context");
-        if (aio_str_Task == NULL || aio_str_Future == NULL || aio_kw_loop[0] == NULL
+        if (aio_str_Task == NULL || aio_str_Future == NULL || aio_str_context == NULL
+            || aio_kw_loop[0] == NULL
             || aio_kw_loop[1] == NULL || aio_kw_loop[2] == NULL || aio_kw_loop[3] == NULL)
             return NULL;
     }

@@ -103,12 +103,21 @@ def load_asyncio_loop_factory(impl):
     raise SystemExit(f"impl {impl!r} has no asyncio loop")
 
 
+# CPU time (user + system, all threads) of the last timed part: reported next to the wall
+# time, for comparisons on a machine other processes keep busy (run.py --metric cpu)
+_last_cpu = None
+
+
 def timed_result(func, *args):
     """``(seconds, result)`` of ``func(*args)``; garbage from setup is collected first."""
+    global _last_cpu
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     result = func(*args)
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    _last_cpu = time.process_time() - cpu
+    return seconds, result
 
 
 def timed(func, *args):
@@ -118,14 +127,23 @@ def timed(func, *args):
 
 async def timed_await(coro_func, *args):
     """``timed_result`` for a coroutine function, inside the running loop."""
+    global _last_cpu
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     result = await coro_func(*args)
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    _last_cpu = time.process_time() - cpu
+    return seconds, result
 
 
 def report(ops, seconds):
-    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)
+    """Print the result line; ``cpu`` is the timed part's CPU time when it was measured
+    here (not for workloads timed by a load generator)."""
+    result = {"ops": ops, "seconds": seconds}
+    if _last_cpu is not None:
+        result["cpu"] = _last_cpu
+    print(json.dumps(result), flush=True)
 
 
 def impl_argument():
