@@ -957,6 +957,29 @@ def test_greenlet_level_timeout_interrupts_run_forever(loop):
     assert run(loop, asyncio.sleep(0, "again")) == "again"  # the loop is still usable
 
 
+def test_bridge_building_blocks(loop):
+    # not an API: the two recipes docs/asyncio.md gives for the later bridge work, because
+    # future callbacks and greenlet links both run in the hub greenlet
+    from evloop.hub import Waiter
+
+    def greenlet_waits_on(fut):
+        waiter = Waiter()
+        fut.add_done_callback(lambda f: waiter.switch(f.result()))
+        return waiter.get() * 2
+
+    async def main():
+        fut = loop.create_future()
+        g = evloop.spawn(greenlet_waits_on, fut)  # a greenlet waiting on a future
+        await asyncio.sleep(0.01)
+        assert not g.ready()
+        fut.set_result(21)
+        done = loop.create_future()  # a coroutine awaiting a greenlet
+        g.link(lambda g: done.set_result(g.value))
+        return await asyncio.wait_for(done, 5)
+
+    assert loop.run_until_complete(main()) == 42
+
+
 def test_many_loops_on_one_hub():
     loops = [evloop.aio.new_event_loop() for _ in range(3)]
     try:
