@@ -8,6 +8,7 @@ subprocess (``workloads/<name>.py <impl>``) in the impl's own interpreter and en
 the workload times its hot part itself and prints ``{"ops": N, "seconds": T}``.
 
     python benchmarks/run.py [--repeat N] [--only NAME,...] [--impls evloop,gevent,...] [--markdown]
+                             [--metric wall|cpu]
 
 An impl is a name the workloads dispatch on, an interpreter and extra environment: add a
 row to IMPLS (and a branch where ``_common`` imports it) for a new peer.
@@ -49,9 +50,12 @@ IMPLS = {
         Impl("uvloop", PEERS_PYTHON, "uvloop", "uvloop"),
         # the stdlib loop, with evloop's interpreter (which need not have uvloop)
         Impl("asyncio", sys.executable, "asyncio", ""),
+        # evloop's asyncio event loop
+        Impl("evloop.aio", sys.executable, "evloop.aio", "evloop"),
     ]
 }
-BASELINE = "evloop"
+# ratio columns: each baseline against the peers it is compared with
+BASELINES = {"evloop": ("gevent", "uvloop", "asyncio"), "evloop.aio": ("uvloop", "asyncio")}
 
 
 def discover_workloads():
@@ -88,8 +92,9 @@ def probe(impl):
     return python, version
 
 
-def run_once(workload, impl):
-    """ops/s of one run, or an error string."""
+def run_once(workload, impl, metric="wall"):
+    """ops/s of one run (per wall second, or per CPU second of the workload process when
+    metric is "cpu" and the workload measured it), or an error string."""
     cmd = [impl.python, str(WORKLOADS / f"{workload}.py"), impl.name]
     try:
         proc = subprocess.run(cmd, env=environ(impl), cwd=WORKLOADS, capture_output=True,
@@ -99,10 +104,12 @@ def run_once(workload, impl):
     if proc.returncode:
         return f"exit status {proc.returncode}:\n{proc.stderr.strip()}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if metric == "cpu" and result.get("cpu"):
+        return result["ops"] / result["cpu"]
     return result["ops"] / result["seconds"]
 
 
-def measure(workloads, impls, repeat):
+def measure(workloads, impls, repeat, metric="wall"):
     """{(workload, impl): [ops/s, ...]}, runs interleaved; failing pairs are dropped."""
     samples, failed = {}, set()
     for r in range(repeat):
@@ -111,7 +118,7 @@ def measure(workloads, impls, repeat):
             for name in order:
                 if name not in supported or (workload, name) in failed:
                     continue
-                result = run_once(workload, IMPLS[name])
+                result = run_once(workload, IMPLS[name], metric)
                 if isinstance(result, str):
                     failed.add((workload, name))
                     print(f"{workload} {name}: {result}", file=sys.stderr)
@@ -130,9 +137,10 @@ def human(rate):
 
 
 def table(workloads, impls, samples, failed):
-    peers = [name for name in impls if name != BASELINE] if BASELINE in impls else []
+    pairs = [(base, peer) for base, peers in BASELINES.items() if base in impls
+             for peer in peers if peer in impls]
     header = ["workload"] + [f"{name} ops/s" for name in impls]
-    header += [f"{BASELINE}/{peer}" for peer in peers]
+    header += [f"{base}/{peer}" for base, peer in pairs]
     rows = []
     for workload, supported in workloads.items():
         medians, row = {}, [workload]
@@ -144,9 +152,9 @@ def table(workloads, impls, samples, failed):
                 row.append(f"{human(median)} ±{spread:.0%}")
             else:
                 row.append("error" if (workload, name) in failed else "-")
-        for peer in peers:
-            ok = BASELINE in medians and peer in medians
-            row.append(f"{medians[BASELINE] / medians[peer]:.2f}" if ok else "-")
+        for base, peer in pairs:
+            ok = base in medians and peer in medians
+            row.append(f"{medians[base] / medians[peer]:.2f}" if ok else "-")
         rows.append(row)
     return header, rows
 
@@ -177,9 +185,11 @@ def context(args, impls, versions):
         impl, (python, version) = IMPLS[name], versions[name]
         env = "".join(f", {k}={v}" for k, v in impl.env.items())
         lines.append(f"{name} {version}: Python {python} ({impl.python}{env})")
+    if args.metric == "cpu":
+        lines.append("metric: ops per CPU second of the workload process during its timed "
+                     "part (time.process_time); tcp_echo and urllib100 per wall second")
     lines.append(f"medians of {args.repeat} interleaved runs; ± is the largest deviation of "
-                 f"a run from the median" + (f"; {BASELINE}/peer > 1 means {BASELINE} is faster"
-                                             if BASELINE in impls and len(impls) > 1 else ""))
+                 f"a run from the median; X/peer > 1 means X is faster")
     return lines
 
 
@@ -190,6 +200,11 @@ def main():
     parser.add_argument("--impls", default=",".join(IMPLS),
                         help="comma-separated implementations (default: %(default)s)")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
+    parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
+                        help="ops per wall-clock second (default), or per CPU second of the "
+                             "workload process during its timed part: less sensitive to other "
+                             "processes on a busy machine; workloads timed by a load "
+                             "generator (tcp_echo, urllib100) stay on wall time")
     args = parser.parse_args()
 
     workloads = discover_workloads()
@@ -207,7 +222,7 @@ def main():
         parser.error("--repeat must be at least 1")
 
     versions = {name: probe(IMPLS[name]) for name in impls}
-    samples, failed = measure(workloads, impls, args.repeat)
+    samples, failed = measure(workloads, impls, args.repeat, args.metric)
     header, rows = table(workloads, impls, samples, failed)
     lines = context(args, impls, versions)
     if args.markdown:

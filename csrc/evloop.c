@@ -54,6 +54,7 @@ static int evloop_greenlet_resume(struct EvLoop *loop, PyObject *g);
 static void evloop_watcher_stop_internal(EvWatcher *self);
 static const evloop_kind evloop_kind_io;
 static int evloop_hub_leaving(struct EvLoop *loop);
+static void evloop_aio_detach_all(EvLoop *evloop);
 
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
@@ -1982,6 +1983,8 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
      * refcount is already zero there, and no watcher holds one) */
     if (!from_dealloc)
         Py_INCREF(self);
+    /* asyncio loops bound to this one stop their own watchers and let go of it */
+    evloop_aio_detach_all(self);
     evloop_loop_stop_all(self);
     if (ev_is_active(&self->cb_prepare)) {
         ev_ref(l);
@@ -2879,6 +2882,7 @@ static PyTypeObject EvLoop_Type = {
 
 #include "evloop_hub.c"
 #include "evloop_io.c"
+#include "evloop_aio.c"
 
 /* ------------------------------------------------------------------------------------ */
 /* the run_callback handle                                                                */
@@ -3060,6 +3064,7 @@ static PyMethodDef module_methods[] = {
      "Greenlet.run() ended"},
     {"_greenlets_running", mod_greenlets_running, METH_NOARGS,
      "Greenlet.run() bodies entered and not yet left (all threads)"},
+    {"_aio_configure", mod_aio_configure, METH_VARARGS, NULL},
     {NULL}
 };
 
@@ -3238,7 +3243,10 @@ evloop_bootstrap(void)
         || evloop_add_type(m, "fork", &EvFork_Type) < 0
         || evloop_add_type(m, "callback", &EvCallback_Type) < 0
         || evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0
-        || evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0)
+        || evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0
+        || evloop_add_type(m, "AioLoop", &AioLoop_Type) < 0
+        || evloop_add_type(m, "AioHandle", &AioHandle_Type) < 0
+        || evloop_add_type(m, "AioTimerHandle", &AioTimer_Type) < 0)
         goto fail;
 #define ADDINT(name, value)                                                              \
     if (PyModule_AddIntConstant(m, name, value) < 0)                                     \

@@ -33,6 +33,7 @@
 
 struct EvLoop;
 struct EvWatcher;
+struct AioLoop;
 
 typedef struct evloop_kind {
     const char *name;
@@ -88,6 +89,8 @@ typedef struct EvLoop {
     /* started watchers, so destroy() can stop them and drop their references */
     EvWatcher *watchers;
     Py_ssize_t nwatchers;
+    /* evloop.aio loops bound to this loop (csrc/evloop_aio.c): detached before destroy */
+    struct AioLoop *aio_loops;
     /* every live loop, for fork handling */
     struct EvLoop *live_prev, *live_next;
     PyObject *weakreflist;

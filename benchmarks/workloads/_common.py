@@ -14,7 +14,10 @@ Two families share an entry point here:
 * ``core_*`` (``run_core``): the ``gevent.core`` loop API, evloop and gevent.
 * ``hub_*`` (``run_hub``): the greenlet API (``spawn``, ``sleep``, ``joinall``,
   ``event.Event``) on evloop and gevent, and the same work written with asyncio's API on
-  the stdlib loop (``asyncio``) and on uvloop (``uvloop``).
+  the stdlib loop (``asyncio``), on uvloop (``uvloop``) and on evloop's asyncio loop
+  (``evloop.aio``).
+* ``aio_*`` (``run_aio``): asyncio-only workloads (loop.call_later, asyncio streams) on
+  the three asyncio loops.
 
 The I/O workloads (``io_*``, ``tcp_echo``, ``urllib100``) use ``run_io``: like ``run_hub``
 but their setup (sockets, idle greenlets, a server) is untimed and they time their hot
@@ -31,7 +34,8 @@ import time
 N = 1_000_000  # default number of operations for callback-dispatch workloads
 CORE_IMPLS = ("evloop", "gevent")  # the impls with a gevent.core-shaped loop
 GREENLET_IMPLS = ("evloop", "gevent")  # the impls with gevent's greenlet API
-ASYNCIO_IMPLS = ("asyncio", "uvloop")  # asyncio's API: the stdlib loop, uvloop's loop
+# asyncio's API: the stdlib loop, uvloop's loop, evloop's asyncio loop (evloop.aio)
+ASYNCIO_IMPLS = ("asyncio", "uvloop", "evloop.aio")
 HUB_IMPLS = GREENLET_IMPLS + ASYNCIO_IMPLS
 
 
@@ -92,15 +96,28 @@ def load_asyncio_loop_factory(impl):
         import uvloop
 
         return uvloop.new_event_loop, uvloop.Loop
+    if impl == "evloop.aio":
+        import evloop.aio
+
+        return evloop.aio.new_event_loop, evloop.aio.Loop
     raise SystemExit(f"impl {impl!r} has no asyncio loop")
+
+
+# CPU time (user + system, all threads) of the last timed part: reported next to the wall
+# time, for comparisons on a machine other processes keep busy (run.py --metric cpu)
+_last_cpu = None
 
 
 def timed_result(func, *args):
     """``(seconds, result)`` of ``func(*args)``; garbage from setup is collected first."""
+    global _last_cpu
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     result = func(*args)
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    _last_cpu = time.process_time() - cpu
+    return seconds, result
 
 
 def timed(func, *args):
@@ -110,14 +127,23 @@ def timed(func, *args):
 
 async def timed_await(coro_func, *args):
     """``timed_result`` for a coroutine function, inside the running loop."""
+    global _last_cpu
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     result = await coro_func(*args)
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    _last_cpu = time.process_time() - cpu
+    return seconds, result
 
 
 def report(ops, seconds):
-    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)
+    """Print the result line; ``cpu`` is the timed part's CPU time when it was measured
+    here (not for workloads timed by a load generator)."""
+    result = {"ops": ops, "seconds": seconds}
+    if _last_cpu is not None:
+        result["cpu"] = _last_cpu
+    print(json.dumps(result), flush=True)
 
 
 def impl_argument():
@@ -187,6 +213,18 @@ def run_io(green, aio=None, impls=HUB_IMPLS, submodules=("socket",)):
 
         ops, seconds = run_asyncio(impl, aio(asyncio))
     report(ops, seconds)
+
+
+def run_aio(aio):
+    """Entry point of an asyncio-only workload: ``aio(asyncio)`` is a coroutine function
+    run as the main task of a fresh loop of the impl; it does its own untimed setup and
+    returns ``(ops, seconds)`` of its timed part (``timed_await``)."""
+    impl = impl_argument()
+    if impl not in ASYNCIO_IMPLS:
+        raise SystemExit(f"impl {impl!r} not supported here (only {ASYNCIO_IMPLS})")
+    import asyncio
+
+    report(*run_asyncio(impl, aio(asyncio)))
 
 
 def raise_fd_limit(needed):
