@@ -312,3 +312,10 @@ class EventLoopPolicy(_BasePolicy):  # type: ignore[misc, valid-type]
 def install() -> None:
     """Make evloop.aio asyncio's default: asyncio.set_event_loop_policy(EventLoopPolicy())."""
     asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+# The greenlet <-> coroutine bridge lives in evloop/aio_bridge.py (it sits above the greenlet
+# API); its names are offered here too: evloop.aio.await_(...), evloop.aio.run_in_greenlet.
+from evloop.aio_bridge import await_, run_in_greenlet, wrap_greenlet  # noqa: E402
+
+__all__ += ["await_", "run_in_greenlet", "wrap_greenlet"]
