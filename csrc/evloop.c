@@ -446,10 +446,12 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
             res = PyObject_Vectorcall(func, &PyTuple_GET_ITEM(args, 0),
                                       PyTuple_GET_SIZE(args), NULL);
             if (res == NULL) {
-                /* context: a handle that still shows what ran */
+                /* context: a handle that still shows what ran (with its own reference:
+                 * the error handler may stop() it) */
+                Py_INCREF(func);
                 cb->callback = func;
                 evloop_report_error(self, (PyObject *)cb);
-                cb->callback = NULL;
+                Py_CLEAR(cb->callback);
             }
             else {
                 Py_DECREF(res);
@@ -571,6 +573,7 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
     /* args = None (gevent lets a running watcher's args be set to None): call with () */
     PyObject *args = self->args != NULL ? self->args : evloop_empty_tuple;
     Py_INCREF(self);
+    Py_XINCREF(cb);     /* held to the end: compared with self->callback after the call */
     if (revents & EV_FORK)
         self->loop->fork_due = 0;   /* libev queued the fork watchers itself */
     /* libev stops some watchers by itself (one-shot timers, io watchers on a dead fd);
@@ -582,18 +585,15 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
     if (cb != NULL && (self->flags & EVLOOP_W_SWITCH)) {
         /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
          * dispatch; the hub continues here when some greenlet switches back to it */
-        Py_INCREF(cb);
         Py_INCREF(args);
         if (evloop_waiter_switch((struct EvWaiter *)cb,
                                  PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None) < 0)
             evloop_report_error(self->loop, (PyObject *)self);
         Py_DECREF(args);
-        Py_DECREF(cb);
     }
     else if (cb != NULL) {
         PyObject *res;
         Py_ssize_t n = PyTuple_GET_SIZE(args);
-        Py_INCREF(cb);
         Py_INCREF(args);
         if (self->flags & EVLOOP_W_PASS_EVENTS) {
             PyObject *small[8];
@@ -630,7 +630,6 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
             res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0), n, NULL);
         }
         Py_DECREF(args);
-        Py_DECREF(cb);
         if (res == NULL)
             evloop_report_error(self->loop, (PyObject *)self);
         else
@@ -651,6 +650,7 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
             Py_CLEAR(self->args);
         }
     }
+    Py_XDECREF(cb);
     Py_DECREF(self);
 }
 

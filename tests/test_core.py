@@ -2567,6 +2567,35 @@ class TestErrors:
         loop.handle_error("ctx", ValueError, value, None)
         assert handler.calls == [("ctx", ValueError, value, None)]
 
+    def test_handler_stopping_its_context_keeps_refcounts(self):
+        # the error handler may stop() the handle or watcher it is given while the loop
+        # still holds the callable: no reference may be dropped twice (that crashed once;
+        # hence a subprocess)
+        proc = run_script("""
+            class Boom:
+                def __call__(self, *args):
+                    raise ValueError("boom")
+            loop = core.loop(default=False)
+            func = Boom()
+            base = sys.getrefcount(func)
+            contexts = []
+            def handler(context, t, v, tb):
+                contexts.append(type(context).__name__)
+                context.stop()
+            loop.error_handler = handler
+            for _ in range(3):
+                loop.run_callback(func)
+                t = loop.timer(0)
+                t.start(func)
+                loop.run()
+                del t
+            gc.collect()
+            assert contexts == ["callback", "timer"] * 3, contexts
+            assert sys.getrefcount(func) == base, (sys.getrefcount(func), base)
+            print("OK")
+        """)
+        assert proc.stdout.strip().endswith("OK")
+
     def test_raising_error_handler_propagates_out_of_run(self, loop):
         class Boom(Exception):
             pass
