@@ -2220,11 +2220,28 @@ pyloop_closing_fd(EvLoop *self, PyObject *fdobj)
 {
     int fd;
     unsigned int before;
-    if (evloop_loop_alive(self) < 0 || evloop_check_fd(fdobj, &fd) < 0)
+    long v;
+    if (evloop_loop_alive(self) < 0)
         return NULL;
+    if (!PyLong_Check(fdobj)) {
+        PyErr_Format(PyExc_TypeError, "fd must be an int, not %.100s", Py_TYPE(fdobj)->tp_name);
+        return NULL;
+    }
+    /* a socket that is already closed reports fileno() -1 (gevent passes it on): no
+     * watcher can be on a negative or huge fd, so nothing is woken */
+    v = PyLong_AsLong(fdobj);
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    if (v < 0 || v > INT_MAX)
+        Py_RETURN_FALSE;
+    fd = (int)v;
     before = ev_pending_count(self->ev);
     /* libev ignores an fd it never watched (fd >= anfdmax) and masks the events with each
-     * watcher's own */
+     * watcher's own; fd >= 0 is checked above */
     ev_feed_fd_event(self->ev, fd, EV_READ | EV_WRITE);
     return PyBool_FromLong(ev_pending_count(self->ev) > before);
 }
@@ -2597,10 +2614,12 @@ pyloop_stat(EvLoop *self, PyObject *args, PyObject *kwds)
 
 /* --- loop attributes ----------------------------------------------------------------- */
 
+/* A destroyed loop is no longer the default one (gevent's loops say so too): a new
+ * loop(default=True) makes a new default loop. */
 static PyObject *
 pyloop_get_default(EvLoop *self, void *c)
 {
-    return PyBool_FromLong(self->is_default);
+    return PyBool_FromLong(self->is_default && self->ev != NULL);
 }
 
 /* gevent's loops expose libev's priority bounds and a guess of the timer resolution

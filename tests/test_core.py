@@ -237,6 +237,10 @@ class TestLoopCreation:
             a.run()
             assert fired == [1], fired
             d.destroy()
+            a.destroy()                         # no longer the default loop
+            assert a.default is False
+            e = core.loop(default=True)         # a new default loop
+            assert e is not a and e.default is True
             print("OK")
         """)
         assert proc.stdout.strip() == "OK"
@@ -585,6 +589,7 @@ class TestRun:
         a = getattr(lp, "async")()               # the pre-3.7 name of async_
         assert isinstance(a, core.async_)
         lp.update()                              # the old name of update_now
+        assert lp.default is False
         lp.destroy()
         assert lp.ptr == 0
         with pytest.raises(ValueError):
@@ -1193,9 +1198,10 @@ class TestIO:
         with pytest.raises(TypeError):
             loop.closing_fd(bad)
 
-    def test_closing_fd_negative(self, loop):
-        with pytest.raises(ValueError):
-            loop.closing_fd(-1)
+    @pytest.mark.parametrize("fd", [-1, -100, 2**31, 2**80])
+    def test_closing_fd_out_of_range_wakes_nothing(self, loop, fd):
+        # a closed socket's fileno() is -1, and gevent passes it on
+        assert loop.closing_fd(fd) is False
 
     def test_closing_fd_after_destroy(self, make_loop):
         lp = make_loop()

@@ -391,3 +391,37 @@ def test_monkey_patched_urllib_against_threaded_http_server():
         server.shutdown()
         print("OK")
     """)
+
+
+def test_pywsgi_server():
+    # gevent.pywsgi closes each connection's socket after its makefile(): that socket's
+    # fileno() is already -1 when gevent asks the loop to wake its watchers (closing_fd)
+    proc = run_gevent("""
+        from gevent import socket as gsocket
+        from gevent.pywsgi import WSGIServer
+        check_loop()
+        def app(environ, start_response):
+            body = ("hello " + environ["PATH_INFO"]).encode()
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+        server = WSGIServer(("127.0.0.1", 0), app, log=None)
+        server.start()
+        def get(i):
+            with gsocket.create_connection(("127.0.0.1", server.server_port), timeout=30) as c:
+                c.sendall(b"GET /%d HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" % i)
+                data = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            return data.split(b"\\r\\n\\r\\n", 1)[1]
+        gs = [gevent.spawn(get, i) for i in range(10)]
+        gevent.joinall(gs, timeout=60)
+        assert [g.value for g in gs] == [b"hello /%d" % i for i in range(10)], \\
+            [g.exception for g in gs]
+        gevent.sleep(0.05)                      # let the handlers finish closing
+        server.stop()
+        print("OK")
+    """)
+    assert "Traceback" not in proc.stderr, proc.stderr
