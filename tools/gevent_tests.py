@@ -204,11 +204,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("failing only with evloop: %d" % len(only_ours))
     for name in only_ours:
         print("    " + name)
-    worst_other = min((len(results[x]["failures"]) for x in loops if x != "evloop"),
-                      default=len(ours))
-    ok = len(ours) <= worst_other
+    n_ours = len(results["evloop"]["failures"])
+    fewest_other = min((len(results[x]["failures"]) for x in loops if x != "evloop"),
+                       default=n_ours)
+    ok = n_ours <= fewest_other
     print("RESULT: %s (evloop %d failing, fewest among the others %d)"
-          % ("PASS" if ok else "FAIL", len(ours), worst_other))
+          % ("PASS" if ok else "FAIL", n_ours, fewest_other))
     return 0 if ok else 1
 
 
