@@ -64,6 +64,9 @@ def test_hub_uses_evloop_and_gevent_core_is_ours():
         verify.verifyObject(ILoop, loop)
         verify.verifyObject(ICallback, loop.run_callback(lambda: None))
         verify.verifyObject(IWatcher, loop.timer(1))
+        hub_repr = repr(gevent.get_hub())       # gevent asks the loop to describe itself
+        assert "%s default pending=" % loop.backend in hub_repr, hub_repr
+        assert "callbacks=" in hub_repr and "attribute" not in hub_repr, hub_repr
         print("OK")
     """)
 

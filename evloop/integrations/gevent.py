@@ -15,8 +15,9 @@ design if they lived there:
 * the ``zope.interface`` declarations of gevent's interfaces (the core imports neither
   gevent nor zope).
 
-What it must not do: wrap the hot paths. The subclass only overrides ``handle_error`` (called
-on errors only); watchers, ``run_callback`` and dispatch are the core's C code unchanged.
+What it must not do: wrap the hot paths. The subclass only adds ``handle_error`` (called on
+errors only) and ``_format`` (gevent's hub repr); watchers, ``run_callback`` and dispatch are
+the core's C code unchanged.
 """
 import sys
 import traceback
@@ -40,6 +41,20 @@ class loop(_core.loop):
     """``evloop.core.loop`` with gevent's error policy; see the module docstring."""
 
     __slots__ = ()
+
+    def _format(self) -> str:
+        # what gevent's Hub.__repr__ (and so its LoopExit and InvalidSwitchError messages)
+        # shows for its loop
+        if self.destroyed:
+            return "destroyed"
+        msg = str(self.backend)
+        if self.default:
+            msg += " default"
+        msg += " pending=%d ref=%d" % (self.pendingcnt, self.activecnt)
+        fileno = self.fileno()
+        if fileno is not None:
+            msg += " fileno=%d" % fileno
+        return msg + " callbacks=%d" % self.callback_count
 
     def handle_error(self, context: Any, type: Optional[Type[BaseException]],
                      value: Optional[BaseException], tb: Optional[TracebackType]) -> None:
