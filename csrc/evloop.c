@@ -56,6 +56,8 @@ static const evloop_kind evloop_kind_io;
 static int evloop_hub_leaving(struct EvLoop *loop);
 static void evloop_aio_detach_all(EvLoop *evloop);
 
+static PyObject *evloop_empty_tuple = NULL;
+static PyObject *evloop_none_tuple = NULL; /* (None,) */
 static EvLoop *evloop_default_obj = NULL;   /* borrowed; cleared by dealloc */
 static EvLoop *evloop_live = NULL;          /* list of every live loop object */
 static PyObject *evloop_stat_result = NULL; /* os.stat_result */
@@ -370,6 +372,29 @@ evloop_queue_clear(EvLoop *self)
     }
 }
 
+/* Fork watchers must run once after every reinit(). libev queues them at the top of the
+ * next iteration, when its postfork flag is set -- but the same iteration clears that flag
+ * (reinitialising the kernel state) right after the prepare stage. A child forked from a
+ * greenlet that the hub resumed in the prepare stage (our run_callback batch) or from a
+ * fork watcher resumes in the middle of that iteration, past the queueing point and before
+ * the clearing one: libev would never call its fork watchers. So every reinit() sets
+ * fork_due, a dispatched fork watcher clears it, and the end of our prepare callback feeds
+ * the fork watchers if it is still set (libev runs watchers fed during its pending pass in
+ * that same pass). */
+static const evloop_kind evloop_kind_fork; /* defined with the fork watcher type */
+
+static void
+evloop_fork_watchers_due(EvLoop *self)
+{
+    if (!self->fork_due || self->ev == NULL)
+        return;
+    self->fork_due = 0;
+    for (EvWatcher *w = self->watchers; w != NULL; w = w->next) {
+        if (w->kind == &evloop_kind_fork && ev_is_active(w->w))
+            ev_feed_event(self->ev, w->w, EV_FORK);
+    }
+}
+
 /* How long one batch of queued callbacks may run before the loop polls for I/O. */
 #define EVLOOP_CB_BATCH_SECONDS 0.005
 #define EVLOOP_CB_CHECK_EVERY 64
@@ -381,8 +406,10 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
     int count = 0;
     double deadline = 0.0;
     (void)revents;
-    if (self->cb_head == NULL)
+    if (self->cb_head == NULL) {
+        evloop_fork_watchers_due(self);
         return;
+    }
     Py_INCREF(self);
     while (self->cb_head != NULL) {
         EvCallback *cb = self->cb_head;
@@ -393,10 +420,19 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
         self->cb_count--;
         cb->next = NULL;
         cb->queued = 0;
+        /* While the call runs the handle is no longer `pending` (callback cleared) but
+         * still true and still holds its args (gevent's contract: a linkable appends to
+         * the list in `args[0]` of its notifier while that notifier runs); both are
+         * dropped once it returns. */
         func = cb->callback;
-        args = cb->args;
+        args = cb->args;   /* our own reference: args may be replaced while it runs */
+        Py_XINCREF(args);
         cb->callback = NULL;
-        cb->args = NULL;
+        if (args == NULL) {
+            /* args set to None: cancelled */
+            Py_XDECREF(func);
+            func = NULL;
+        }
         if (func != NULL && cb->kind == EVLOOP_CB_GREENLET_SWITCH) {
             /* sleep(0): resume the yielding greenlet (its sleep clears this entry if it
              * is interrupted first, so a stale entry never resumes it) */
@@ -414,18 +450,21 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
             res = PyObject_Vectorcall(func, &PyTuple_GET_ITEM(args, 0),
                                       PyTuple_GET_SIZE(args), NULL);
             if (res == NULL) {
-                /* context: a handle that still shows what ran */
+                /* context: a handle that still shows what ran (with its own reference:
+                 * the error handler may stop() it) */
+                Py_INCREF(func);
                 cb->callback = func;
-                cb->args = args;
                 evloop_report_error(self, (PyObject *)cb);
-                cb->callback = NULL;
-                cb->args = NULL;
+                Py_CLEAR(cb->callback);
             }
             else {
                 Py_DECREF(res);
             }
             Py_DECREF(func);
         }
+        /* the handle's args may have been replaced while the call ran: drop whatever
+         * it holds now, and our own reference to the tuple we called with */
+        Py_CLEAR(cb->args);
         Py_XDECREF(args);
         Py_DECREF(cb);
         if (self->exc_type != NULL || self->ev == NULL)
@@ -448,6 +487,8 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
             ev_idle_start(self->ev, &self->cb_idle);
         }
     }
+    /* also here: a child forked from one of these callbacks resumes in this loop */
+    evloop_fork_watchers_due(self);
     Py_DECREF(self);
 }
 
@@ -533,21 +574,26 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
 {
     EvWatcher *self = (EvWatcher *)w->data;
     PyObject *cb = self->callback;
+    /* args = None (gevent lets a running watcher's args be set to None): call with () */
+    PyObject *args = self->args != NULL ? self->args : evloop_empty_tuple;
     Py_INCREF(self);
+    Py_XINCREF(cb);     /* held to the end: compared with self->callback after the call */
+    if (revents & EV_FORK)
+        self->loop->fork_due = 0;   /* libev queued the fork watchers itself */
     /* libev stops some watchers by itself (one-shot timers, io watchers on a dead fd);
      * give back the loop reference this watcher had taken away. */
     if ((self->flags & EVLOOP_W_UNREF) && !ev_is_active(w)) {
         ev_ref(l);
         self->flags &= ~EVLOOP_W_UNREF;
     }
-    if (cb != NULL && evloop_hub_leaving(self->loop))
+    if (cb != NULL && evloop_hub_leaving(self->loop)) {
+        Py_DECREF(cb);
         cb = NULL; /* the rest of this iteration's events are not dispatched */
+    }
     if (cb != NULL && (self->flags & EVLOOP_W_SWITCH)) {
         /* hub.wait(): resume the greenlet blocked on this watcher, from inside libev's
          * dispatch; the hub continues here when some greenlet switches back to it */
-        PyObject *args = self->args;
         int r;
-        Py_INCREF(cb);
         Py_INCREF(args);
         r = evloop_waiter_switch((struct EvWaiter *)cb,
                                  PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : Py_None);
@@ -558,12 +604,10 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
              * left active would fire on every iteration) */
             evloop_watcher_stop_internal(self);
         Py_DECREF(args);
-        Py_DECREF(cb);
     }
     else if (cb != NULL) {
-        PyObject *args = self->args, *res;
+        PyObject *res;
         Py_ssize_t n = PyTuple_GET_SIZE(args);
-        Py_INCREF(cb);
         Py_INCREF(args);
         if (self->flags & EVLOOP_W_PASS_EVENTS) {
             PyObject *small[8];
@@ -600,7 +644,6 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
             res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0), n, NULL);
         }
         Py_DECREF(args);
-        Py_DECREF(cb);
         if (res == NULL) {
             /* an fd stays ready until it is read: an io callback that failed would fail
              * again on every iteration, a busy loop printing one traceback after another.
@@ -619,7 +662,17 @@ evloop_watcher_cb(struct ev_loop *l, ev_watcher *w, int revents)
         if (self->kind->poststop)
             self->kind->poststop(self);
         evloop_watcher_unlink(self);
+        /* libev stopped it (a one-shot timer that fired, an io watcher on a dead fd) and
+         * the callback did not restart it: it is stopped like stop() leaves a watcher,
+         * without its callback and args (gevent's watchers behave so; it also drops the
+         * references a finished timer would otherwise keep) */
+        if (self->callback == cb && cb != NULL) {
+            self->flags &= ~EVLOOP_W_SWITCH;
+            Py_CLEAR(self->callback);
+            Py_CLEAR(self->args);
+        }
     }
+    Py_XDECREF(cb);
     Py_DECREF(self);
 }
 
@@ -716,12 +769,23 @@ watcher_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     Py_RETURN_NONE;
 }
 
-static PyObject *
-watcher_stop(EvWatcher *self, PyObject *unused)
+/* stop() leaves a watcher as it was before start(): no callback, args None (gevent's
+ * contract; start() sets both again). */
+static void
+evloop_watcher_stop_and_forget(EvWatcher *self)
 {
     Py_INCREF(self);
     evloop_watcher_stop_internal(self);
+    self->flags &= ~EVLOOP_W_SWITCH;
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->args);
     Py_DECREF(self);
+}
+
+static PyObject *
+watcher_stop(EvWatcher *self, PyObject *unused)
+{
+    evloop_watcher_stop_and_forget(self);
     Py_RETURN_NONE;
 }
 
@@ -731,8 +795,9 @@ watcher_close(EvWatcher *self, PyObject *unused)
     Py_INCREF(self);
     evloop_watcher_stop_internal(self);
     self->flags |= EVLOOP_W_CLOSED;
+    self->flags &= ~EVLOOP_W_SWITCH;
     Py_CLEAR(self->callback);
-    Py_SETREF(self->args, PyTuple_New(0));
+    Py_CLEAR(self->args);
     Py_DECREF(self);
     Py_RETURN_NONE;
 }
@@ -897,6 +962,8 @@ watcher_set_callback_attr(EvWatcher *self, PyObject *value, void *c)
 static PyObject *
 watcher_get_args(EvWatcher *self, void *c)
 {
+    if (self->args == NULL)
+        Py_RETURN_NONE;
     Py_INCREF(self->args);
     return self->args;
 }
@@ -904,12 +971,17 @@ watcher_get_args(EvWatcher *self, void *c)
 static int
 watcher_set_args(EvWatcher *self, PyObject *value, void *c)
 {
-    if (value == NULL || !PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple");
+    if (value == NULL || value == Py_None) {
+        /* None: the callback is called with no arguments */
+        Py_CLEAR(self->args);
+        return 0;
+    }
+    if (!PyTuple_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
         return -1;
     }
     Py_INCREF(value);
-    Py_SETREF(self->args, value);
+    Py_XSETREF(self->args, value);
     return 0;
 }
 
@@ -942,7 +1014,8 @@ watcher_repr(EvWatcher *self)
             return PyUnicode_FromFormat("<%s at %p %s ...>", Py_TYPE(self)->tp_name, self,
                                         state);
         r = PyUnicode_FromFormat("<%s at %p %s callback=%R args=%R>", Py_TYPE(self)->tp_name,
-                                 self, state, self->callback, self->args);
+                                 self, state, self->callback,
+                                 self->args != NULL ? self->args : Py_None);
         Py_ReprLeave((PyObject *)self);
         return r;
     }
@@ -1025,9 +1098,7 @@ evloop_watcher_setup(EvWatcher *self, EvLoop *loop, const evloop_kind *kind, ev_
     w->data = self;
     Py_INCREF(loop);
     self->loop = loop;
-    self->args = PyTuple_New(0);
-    if (self->args == NULL)
-        return -1;
+    self->args = NULL;          /* None until start() */
     if (ref != NULL && ref != Py_True) {
         int truth = PyObject_IsTrue(ref);
         if (truth < 0)
@@ -1296,9 +1367,7 @@ timer_again(EvTimer *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
             return NULL;
     }
     else {
-        Py_INCREF(self);
-        evloop_watcher_stop_internal(&self->base);
-        Py_DECREF(self);
+        evloop_watcher_stop_and_forget(&self->base);
     }
     Py_RETURN_NONE;
 }
@@ -1620,6 +1689,15 @@ stat_get_path(EvStat *self, void *c)
     return PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(self->path));
 }
 
+/* the path as libev sees it (file-system encoded bytes); gevent's stat watchers call it
+ * `_paths` */
+static PyObject *
+stat_get_paths(EvStat *self, void *c)
+{
+    Py_INCREF(self->path);
+    return self->path;
+}
+
 static PyObject *
 stat_get_interval(EvStat *self, void *c)
 {
@@ -1630,6 +1708,7 @@ static PyGetSetDef stat_getset[] = {
     {"attr", (getter)stat_get_attr, NULL, "os.stat_result now, or None if missing", NULL},
     {"prev", (getter)stat_get_prev, NULL, "os.stat_result before, or None", NULL},
     {"path", (getter)stat_get_path, NULL, NULL, NULL},
+    {"_paths", (getter)stat_get_paths, NULL, "the file-system encoded path (bytes)", NULL},
     {"interval", (getter)stat_get_interval, NULL, NULL, NULL},
     {NULL}
 };
@@ -2172,6 +2251,58 @@ pyloop_reinit(EvLoop *self, PyObject *unused)
     if (evloop_loop_alive(self) < 0)
         return NULL;
     ev_loop_fork(self->ev);
+    self->fork_due = 1;
+    Py_RETURN_NONE;
+}
+
+/* closing_fd(fd): the fd is about to be closed. Make every io watcher of this loop on it
+ * pending with its own events, so their callbacks run (and can stop and close the
+ * watchers) before the fd number is reused; libev would otherwise keep epoll state for a
+ * dead fd. Returns True if some watcher became pending: the caller should close the fd
+ * only after the loop dispatched them (gevent defers the close to a check watcher). */
+static PyObject *
+pyloop_closing_fd(EvLoop *self, PyObject *fdobj)
+{
+    int fd;
+    unsigned int before;
+    long v;
+    if (evloop_loop_alive(self) < 0)
+        return NULL;
+    if (!PyLong_Check(fdobj)) {
+        PyErr_Format(PyExc_TypeError, "fd must be an int, not %.100s", Py_TYPE(fdobj)->tp_name);
+        return NULL;
+    }
+    /* a socket that is already closed reports fileno() -1 (gevent passes it on): no
+     * watcher can be on a negative or huge fd, so nothing is woken */
+    v = PyLong_AsLong(fdobj);
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    if (v < 0 || v > INT_MAX)
+        Py_RETURN_FALSE;
+    fd = (int)v;
+    before = ev_pending_count(self->ev);
+    /* libev ignores an fd it never watched (fd >= anfdmax) and masks the events with each
+     * watcher's own; fd >= 0 is checked above */
+    ev_feed_fd_event(self->ev, fd, EV_READ | EV_WRITE);
+    return PyBool_FromLong(ev_pending_count(self->ev) > before);
+}
+
+/* Drop every queued run_callback entry: none of them will run, their handles read as
+ * stopped. (gevent's loops do this when the hub is destroyed, before breaking the loop:
+ * callbacks queued for the dead hub's greenlets must not run under the next hub.) */
+static PyObject *
+pyloop_clear_callbacks(EvLoop *self, PyObject *unused)
+{
+    if (evloop_loop_alive(self) < 0)
+        return NULL;
+    evloop_queue_clear(self);
+    /* releasing the entries may have run code that queued new ones */
+    if (self->ev != NULL && self->cb_head == NULL && ev_is_active(&self->cb_idle))
+        ev_idle_stop(self->ev, &self->cb_idle);
     Py_RETURN_NONE;
 }
 
@@ -2244,12 +2375,11 @@ pyloop_verify(EvLoop *self, PyObject *unused)
 static PyObject *
 pyloop_install_sigchld(EvLoop *self, PyObject *unused)
 {
+    /* the handler is process-wide and serves the default loop's child watchers,
+     * whichever loop object asks (gevent calls this on the hub's loop in any thread);
+     * without a default loop there is no libev handler and nothing to do */
     if (evloop_loop_alive(self) < 0)
         return NULL;
-    if (!self->is_default) {
-        PyErr_SetString(PyExc_TypeError, "only the default loop handles SIGCHLD");
-        return NULL;
-    }
     evloop_sigchld_install();
     Py_RETURN_NONE;
 }
@@ -2257,12 +2387,11 @@ pyloop_install_sigchld(EvLoop *self, PyObject *unused)
 static PyObject *
 pyloop_reset_sigchld(EvLoop *self, PyObject *unused)
 {
+    /* the handler is process-wide and serves the default loop's child watchers,
+     * whichever loop object asks (gevent calls this on the hub's loop in any thread);
+     * without a default loop there is no libev handler and nothing to do */
     if (evloop_loop_alive(self) < 0)
         return NULL;
-    if (!self->is_default) {
-        PyErr_SetString(PyExc_TypeError, "only the default loop handles SIGCHLD");
-        return NULL;
-    }
     evloop_sigchld_reset();
     Py_RETURN_NONE;
 }
@@ -2575,10 +2704,9 @@ pyloop_stat(EvLoop *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (intobj && evloop_get_double(intobj, "interval", &interval) < 0)
         return NULL;
-    if (interval < 0.0) {
-        PyErr_Format(PyExc_ValueError, "interval must be >= 0, not %R", intobj);
-        return NULL;
-    }
+    /* 0 is libev's default poll interval (about 5 s); anything below libev's minimum
+     * (about 0.1 s), negative values included, is raised to that minimum when the watcher
+     * starts -- gevent passes interval=-1 to ask for the fastest polling */
     if (!PyUnicode_FSConverter(pathobj, &path))
         return NULL;
     EVLOOP_NEW_WATCHER(EvStat_Type, EvStat, w);
@@ -2591,10 +2719,49 @@ pyloop_stat(EvLoop *self, PyObject *args, PyObject *kwds)
 
 /* --- loop attributes ----------------------------------------------------------------- */
 
+/* A destroyed loop is no longer the default one (gevent's loops say so too): a new
+ * loop(default=True) makes a new default loop. */
 static PyObject *
 pyloop_get_default(EvLoop *self, void *c)
 {
-    return PyBool_FromLong(self->is_default);
+    return PyBool_FromLong(self->is_default && self->ev != NULL);
+}
+
+/* gevent's loops expose libev's priority bounds and a guess of the timer resolution
+ * (libev's own: timers are compared against a monotonic clock with µs precision; the
+ * poll itself is ms-granular with epoll) */
+static PyObject *
+pyloop_get_maxpri(EvLoop *self, void *c)
+{
+    return PyLong_FromLong(EV_MAXPRI);
+}
+
+static PyObject *
+pyloop_get_minpri(EvLoop *self, void *c)
+{
+    return PyLong_FromLong(EV_MINPRI);
+}
+
+static PyObject *
+pyloop_get_approx_timer_resolution(EvLoop *self, void *c)
+{
+    return PyFloat_FromDouble(0.00001);
+}
+
+/* An opaque non-zero int identifying the libev loop, 0 once destroyed (gevent's `ptr`). */
+static PyObject *
+pyloop_get_ptr(EvLoop *self, void *c)
+{
+    return PyLong_FromVoidPtr(self->ev);
+}
+
+/* libev's "a signal arrived and its watchers are not dispatched yet" flag. */
+static PyObject *
+pyloop_get_sig_pending(EvLoop *self, void *c)
+{
+    if (evloop_loop_alive(self) < 0)
+        return NULL;
+    return PyLong_FromLong(self->ev->sig_pending);
 }
 
 static PyObject *
@@ -2801,6 +2968,7 @@ static PyMethodDef pyloop_methods[] = {
     {"break_", (PyCFunction)pyloop_break, METH_VARARGS, "break_(how=EVBREAK_ONE)"},
     {"now", (PyCFunction)pyloop_now, METH_NOARGS, "the loop's cached monotonic time"},
     {"update_now", (PyCFunction)pyloop_update_now, METH_NOARGS, NULL},
+    {"update", (PyCFunction)pyloop_update_now, METH_NOARGS, "old name of update_now()"},
     {"ref", (PyCFunction)pyloop_ref, METH_NOARGS, NULL},
     {"unref", (PyCFunction)pyloop_unref, METH_NOARGS, NULL},
     {"destroy", (PyCFunction)pyloop_destroy, METH_NOARGS,
@@ -2811,6 +2979,8 @@ static PyMethodDef pyloop_methods[] = {
     {"fileno", (PyCFunction)pyloop_fileno, METH_NOARGS, "the backend's fd, or None"},
     {"internal_fds", (PyCFunction)pyloop_internal_fds, METH_NOARGS,
      "the fds libev holds for this loop (backend, wake-up, inotify, timerfd)"},
+    {"closing_fd", (PyCFunction)pyloop_closing_fd, METH_O,
+     "closing_fd(fd) -> bool: wake the fd's io watchers before it is closed"},
     {"verify", (PyCFunction)pyloop_verify, METH_NOARGS, NULL},
     {"install_sigchld", (PyCFunction)pyloop_install_sigchld, METH_NOARGS, NULL},
     {"reset_sigchld", (PyCFunction)pyloop_reset_sigchld, METH_NOARGS, NULL},
@@ -2818,6 +2988,8 @@ static PyMethodDef pyloop_methods[] = {
      "handle_error(context, type, value, tb): where callback exceptions go"},
     {"run_callback", (PyCFunction)(void (*)(void))pyloop_run_callback, METH_FASTCALL,
      "run_callback(func, *args) -> callback handle"},
+    {"clear_callbacks", (PyCFunction)pyloop_clear_callbacks, METH_NOARGS,
+     "drop every queued run_callback entry"},
     {"run_callback_threadsafe", (PyCFunction)(void (*)(void))pyloop_run_callback_threadsafe,
      METH_FASTCALL, "run_callback_threadsafe(func, *args): from any thread"},
     {"_run_callback_if_alive", (PyCFunction)(void (*)(void))pyloop_run_callback_if_alive,
@@ -2836,6 +3008,8 @@ static PyMethodDef pyloop_methods[] = {
     {"check", (PyCFunction)(void (*)(void))pyloop_check, METH_VARARGS | METH_KEYWORDS, NULL},
     {"fork", (PyCFunction)(void (*)(void))pyloop_fork, METH_VARARGS | METH_KEYWORDS, NULL},
     {"async_", (PyCFunction)(void (*)(void))pyloop_async, METH_VARARGS | METH_KEYWORDS, NULL},
+    /* the pre-3.7 name, still looked up by gevent (getattr: `async` is a keyword) */
+    {"async", (PyCFunction)(void (*)(void))pyloop_async, METH_VARARGS | METH_KEYWORDS, NULL},
     {"child", (PyCFunction)(void (*)(void))pyloop_child, METH_VARARGS | METH_KEYWORDS,
      "child(pid, trace=False, ref=True, priority=None)"},
     {"stat", (PyCFunction)(void (*)(void))pyloop_stat, METH_VARARGS | METH_KEYWORDS,
@@ -2846,6 +3020,13 @@ static PyMethodDef pyloop_methods[] = {
 static PyGetSetDef pyloop_getset[] = {
     {"default", (getter)pyloop_get_default, NULL, NULL, NULL},
     {"destroyed", (getter)pyloop_get_destroyed, NULL, NULL, NULL},
+    {"MAXPRI", (getter)pyloop_get_maxpri, NULL, "the highest watcher priority", NULL},
+    {"MINPRI", (getter)pyloop_get_minpri, NULL, "the lowest watcher priority", NULL},
+    {"approx_timer_resolution", (getter)pyloop_get_approx_timer_resolution, NULL,
+     "seconds: about the finest timer resolution", NULL},
+    {"ptr", (getter)pyloop_get_ptr, NULL, "identifies the libev loop; 0 once destroyed", NULL},
+    {"sig_pending", (getter)pyloop_get_sig_pending, NULL,
+     "a signal arrived that its watchers have not seen yet", NULL},
     {"iteration", (getter)pyloop_get_iteration, NULL, NULL, NULL},
     {"polling", (getter)pyloop_get_polling, NULL, "the loop sits in its backend poll", NULL},
     {"depth", (getter)pyloop_get_depth, NULL, NULL, NULL},
@@ -2923,11 +3104,17 @@ callback_get_args(EvCallback *self, void *c)
 static int
 callback_set_args(EvCallback *self, PyObject *value, void *c)
 {
+    if (value == Py_None) {
+        /* gevent's protocol: args = None cancels (a queued entry without args is skipped) */
+        Py_CLEAR(self->args);
+        Py_CLEAR(self->callback);
+        return 0;
+    }
     if (value == NULL || !PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple");
+        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
         return -1;
     }
-    if (self->callback == NULL) {
+    if (self->args == NULL) {
         PyErr_SetString(PyExc_ValueError, "the callback already ran or was stopped");
         return -1;
     }
@@ -2935,6 +3122,18 @@ callback_set_args(EvCallback *self, PyObject *value, void *c)
     Py_XSETREF(self->args, value);
     return 0;
 }
+
+/* True while queued or running (gevent's `if not self._notifier:` schedules a new
+ * notifier only when the previous one is neither). */
+static int
+callback_bool(EvCallback *self)
+{
+    return self->args != NULL;
+}
+
+static PyNumberMethods callback_as_number = {
+    .nb_bool = (inquiry)callback_bool,
+};
 
 static PyObject *
 callback_repr(EvCallback *self)
@@ -2967,6 +3166,7 @@ static PyTypeObject EvCallback_Type = {
     .tp_doc = "a queued run_callback() call",
     .tp_dealloc = (destructor)callback_dealloc,
     .tp_repr = (reprfunc)callback_repr,
+    .tp_as_number = &callback_as_number,
     .tp_methods = callback_methods,
     .tp_getset = callback_getset,
 };
@@ -3017,8 +3217,10 @@ mod_after_fork_child(PyObject *m, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident(); /* pthread_self: the same in the child */
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
-        if (l->ev != NULL)
+        if (l->ev != NULL) {
             ev_loop_fork(l->ev);
+            l->fork_due = 1;
+        }
         if (l->run_depth > 0 && l->running_thread != me) {
             /* run() by a thread that does not exist in the child (fork() was called from
              * another thread while it ran the loop, typically sitting in its poll): that

@@ -74,6 +74,8 @@ typedef struct EvLoop {
     int in_poll;                /* between release and acquire callbacks */
     int run_depth;              /* our own nesting count of run() */
     int destroy_pending;
+    int fork_due;               /* reinit() was called (after fork): the fork watchers have
+                                   not run yet (see evloop_fork_watchers_due) */
     unsigned long running_thread;
     PyThreadState *tstate;      /* saved while the poll runs without the GIL */
     PyObject *error_handler;    /* strong or NULL */

@@ -21,8 +21,6 @@ static PyObject *evloop_exc_LoopExit = NULL;
 static PyObject *evloop_exc_BlockingSwitchOutError = NULL;
 static PyObject *evloop_exc_ConcurrentObjectUseError = NULL;
 static PyObject *evloop_exc_InvalidSwitchError = NULL;
-static PyObject *evloop_empty_tuple = NULL;
-static PyObject *evloop_none_tuple = NULL; /* (None,) */
 
 typedef struct EvWaiter {
     PyObject_HEAD
@@ -576,8 +574,7 @@ evloop_disarm(EvWatcher *w)
     evloop_watcher_stop_internal(w);
     w->flags &= ~EVLOOP_W_SWITCH;
     Py_CLEAR(w->callback);
-    Py_SETREF(w->args, evloop_empty_tuple);
-    Py_INCREF(evloop_empty_tuple);
+    Py_CLEAR(w->args);
 }
 
 static int

@@ -237,6 +237,10 @@ class TestLoopCreation:
             a.run()
             assert fired == [1], fired
             d.destroy()
+            a.destroy()                         # no longer the default loop
+            assert a.default is False
+            e = core.loop(default=True)         # a new default loop
+            assert e is not a and e.default is True
             print("OK")
         """)
         assert proc.stdout.strip() == "OK"
@@ -600,6 +604,22 @@ class TestRun:
         assert not th.is_alive()
         assert errors == []
 
+    def test_gevent_loop_attributes(self, make_loop):
+        lp = make_loop()
+        assert lp.MAXPRI == core.MAXPRI and lp.MINPRI == core.MINPRI
+        assert 0 < lp.approx_timer_resolution < 0.001
+        assert isinstance(lp.ptr, int) and lp.ptr != 0
+        assert lp.ptr != make_loop().ptr
+        assert lp.sig_pending == 0
+        a = getattr(lp, "async")()               # the pre-3.7 name of async_
+        assert isinstance(a, core.async_)
+        lp.update()                              # the old name of update_now
+        assert lp.default is False
+        lp.destroy()
+        assert lp.ptr == 0
+        with pytest.raises(ValueError):
+            lp.sig_pending
+
     def test_reinit_without_fork_is_harmless(self, loop):
         loop.reinit()
         fired = []
@@ -877,6 +897,30 @@ class TestWatcherGeneric:
         w.stop()
 
     @pytest.mark.parametrize("kind", WATCHER_KINDS)
+    def test_stop_drops_callback_and_args(self, make_watcher, kind):
+        # gevent's contract: a stopped watcher is as before start(): callback and args None
+        w = make_watcher(kind)
+        assert w.callback is None and w.args is None
+        w.start(noop, 1)
+        w.stop()
+        assert w.callback is None and w.args is None
+        w.start(noop, 2)                     # and it starts again
+        assert w.active and w.args == (2,)
+        w.stop()
+
+    @pytest.mark.parametrize("kind", WATCHER_KINDS)
+    def test_args_none(self, make_watcher, kind):
+        w = make_watcher(kind)
+        w.start(noop, 1)
+        w.args = None
+        assert w.args is None
+        with pytest.raises(TypeError):
+            w.args = [1]
+        assert w.args is None
+        assert isinstance(repr(w), str)
+        w.stop()
+
+    @pytest.mark.parametrize("kind", WATCHER_KINDS)
     def test_repr(self, make_watcher, kind):
         w = make_watcher(kind)
         assert isinstance(repr(w), str)
@@ -950,6 +994,37 @@ class TestWatcherBehaviour:
         t.args = (1, 2)
         loop.run()
         assert log == [("new", 1, 2)]
+
+    def test_args_set_to_none_calls_without_arguments(self, loop):
+        log = []
+        t = loop.timer(0)
+        t.start(lambda *a: log.append(a), 1, 2)
+        t.args = None
+        loop.run()
+        assert log == [()]
+
+    def test_fired_one_shot_timer_forgets_callback(self, loop):
+        log = []
+        t = loop.timer(0)
+        t.start(log.append, "x")
+        loop.run()
+        assert log == ["x"]
+        assert not t.active
+        assert t.callback is None and t.args is None
+
+    def test_timer_restarted_by_its_callback_keeps_it(self, loop):
+        log = []
+        t = loop.timer(0)
+
+        def cb(n):
+            log.append(n)
+            if n < 3:
+                t.start(cb, n + 1)
+
+        t.start(cb, 1)
+        loop.run()
+        assert log == [1, 2, 3]
+        assert t.callback is None
 
     def test_stop_cancels_pending_event(self, loop):
         log = []
@@ -1117,6 +1192,48 @@ class TestIO:
         guard(loop)
         loop.run()
         assert sorted(got) == [1, 2]
+
+    def test_closing_fd_wakes_the_fd_watchers(self, loop, sockpair):
+        a, b = sockpair
+        log = []
+        r = loop.io(b.fileno(), core.READ)
+        w = loop.io(b.fileno(), core.WRITE)
+        other = loop.io(a.fileno(), core.READ)
+
+        def woken(name, watcher):
+            log.append(name)
+            watcher.stop()          # what the owner of a closing fd does with its watchers
+
+        r.start(woken, "r", r)
+        w.start(woken, "w", w)
+        other.start(log.append, "other")
+        assert loop.closing_fd(b.fileno()) is True
+        assert r.pending and w.pending and not other.pending
+        assert loop.closing_fd(b.fileno()) is False   # already pending: nothing new
+        loop.run(nowait=True)
+        assert sorted(log) == ["r", "w"]              # b is not readable, yet r was woken
+        other.stop()
+
+    def test_closing_fd_without_watchers(self, loop, sockpair):
+        a, _ = sockpair
+        assert loop.closing_fd(a.fileno()) is False
+        assert loop.closing_fd(100000) is False       # never watched: ignored
+
+    @pytest.mark.parametrize("bad", ["3", 1.5, None])
+    def test_closing_fd_not_int(self, loop, bad):
+        with pytest.raises(TypeError):
+            loop.closing_fd(bad)
+
+    @pytest.mark.parametrize("fd", [-1, -100, 2**31, 2**80])
+    def test_closing_fd_out_of_range_wakes_nothing(self, loop, fd):
+        # a closed socket's fileno() is -1, and gevent passes it on
+        assert loop.closing_fd(fd) is False
+
+    def test_closing_fd_after_destroy(self, make_loop):
+        lp = make_loop()
+        lp.destroy()
+        with pytest.raises(ValueError):
+            lp.closing_fd(0)
 
     @pytest.mark.parametrize("bad", ["3", 3.0, None, b"3"])
     def test_fd_not_int(self, loop, bad):
@@ -1474,6 +1591,20 @@ class TestStat:
         assert w.path == path
         assert w.interval == 0.5
         assert loop.stat(path).interval == 0.0
+        assert w._paths == os.fsencode(path)
+
+    def test_negative_interval_means_libev_minimum(self, loop, tmp_path):
+        # libev raises any interval below its minimum (about 0.1 s) to that minimum when
+        # the watcher starts; gevent asks for the fastest polling with interval=-1
+        w = loop.stat(str(tmp_path / "f"), interval=-1)
+        assert w.interval == -1
+        w.start(noop)
+        assert 0.05 < w.interval < 0.5
+        w.stop()
+
+    def test_nan_interval(self, loop, tmp_path):
+        with pytest.raises(ValueError):
+            loop.stat(str(tmp_path / "f"), float("nan"))
 
     def test_create_file(self, loop, tmp_path):
         path = tmp_path / "created"
@@ -1822,6 +1953,22 @@ class TestChild:
         assert proc.stdout.strip().endswith("OK")
 
 
+    def test_sigchld_calls_on_a_private_loop_are_process_wide(self):
+        proc = run_script("""
+            private = core.loop(default=False)
+            private.install_sigchld()               # no default loop yet: nothing to do
+            assert not private.sigchld_installed
+            before = signal.getsignal(signal.SIGCHLD)
+            dflt = core.loop(default=True)
+            private.install_sigchld()               # libev's handler, for the default loop
+            assert dflt.sigchld_installed            # (a private loop never reports it)
+            private.reset_sigchld()
+            assert not dflt.sigchld_installed
+            assert signal.getsignal(signal.SIGCHLD) == before
+            print("OK")
+        """)
+        assert proc.stdout.strip().endswith("OK")
+
     def test_install_sigchld_catches_early_exit(self):
         # with libev's SIGCHLD handler installed up front, a child that exits before its
         # watcher is started is still reported
@@ -1920,6 +2067,45 @@ class TestFork:
             print("OK")
         """)
         assert "child fired: True" in proc.stdout
+        assert proc.stdout.strip().endswith("OK")
+
+    @pytest.mark.parametrize("where", ["run_callback", "timer", "fork_watcher_free"])
+    def test_fork_watchers_run_once_when_forked_inside_run(self, where):
+        # The child of a fork made from inside run() resumes in the middle of an
+        # iteration. From a run_callback (the prepare stage) that is past the point where
+        # libev queues fork watchers and before the one where it clears its fork flag:
+        # the fork watchers must still run, once, in the child, and never in the parent.
+        proc = run_script(f"""
+            loop = core.loop(default=False)
+            calls = []
+            f = loop.fork()
+            f.start(lambda: calls.append(os.getpid()))
+            if "{where}" == "fork_watcher_free":
+                f.stop()
+            result = {{}}
+            def do_fork():
+                sys.stdout.flush(); sys.stderr.flush()
+                result["pid"] = os.fork()
+            if "{where}" == "timer":
+                tf = loop.timer(0.001)
+                tf.start(do_fork)
+            else:
+                loop.run_callback(do_fork)
+            t = loop.timer(0.05)                  # two more iterations or so, in both
+            t.start(noop)
+            g = loop.timer(10, ref=False)
+            g.start(loop.break_, core.EVBREAK_ALL)
+            loop.run()
+            if result["pid"] == 0:
+                expected = [] if "{where}" == "fork_watcher_free" else [os.getpid()]
+                print("child calls ok:", calls == expected, calls, flush=True)
+                os._exit(0 if calls == expected else 1)
+            _, status = os.waitpid(result["pid"], 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            assert calls == [], calls
+            print("OK")
+        """)
+        assert "child calls ok: True" in proc.stdout
         assert proc.stdout.strip().endswith("OK")
 
     @pytest.mark.parametrize("explicit_reinit", [True, False])
@@ -2059,6 +2245,93 @@ class TestRunCallback:
         assert not h.pending
         loop.run()
         assert log == []
+
+    def test_handle_true_while_queued_or_running(self, loop):
+        # gevent's contract: bool(handle) is "queued or running", `pending` only "queued";
+        # args stay readable while the call runs (a notifier's args[0] list gets appended to)
+        seen = []
+        links = []
+        h = None
+
+        def notify(lst):
+            seen.append((bool(h), h.pending, h.callback, h.args is not None and h.args[0] is lst))
+            h.args[0].append("late")          # what gevent's linkables do to a running notifier
+            links.extend(lst)
+
+        h = loop.run_callback(notify, links_arg := ["early"])
+        assert bool(h) and h.pending
+        loop.run()
+        assert seen == [(True, False, None, True)]
+        assert links == ["early", "late"]
+        assert not h and not h.pending
+        assert h.callback is None and h.args is None
+        assert links_arg == ["early", "late"]
+
+    def test_stopped_handle_is_false(self, loop):
+        h = loop.run_callback(noop)
+        h.stop()
+        assert not h
+        assert h.args is None and h.callback is None
+
+    def test_args_none_cancels(self, loop):
+        log = []
+        h = loop.run_callback(log.append, 1)
+        loop.run_callback(log.append, 2)
+        h.args = None
+        assert not h and not h.pending
+        loop.run()
+        assert log == [2]
+
+    def test_args_replaced_while_running(self, loop):
+        log = []
+        h = None
+
+        def cb(*a):
+            h.args = ("x",) * 50               # the running call keeps its own arguments
+            log.append(a)
+
+        h = loop.run_callback(cb, "a", "b")
+        loop.run()
+        assert log == [("a", "b")]
+        assert h.args is None
+
+    def test_args_setter_rejects_non_tuple(self, loop):
+        h = loop.run_callback(noop)
+        with pytest.raises(TypeError):
+            h.args = [1]
+        h.stop()
+        with pytest.raises(ValueError):
+            h.args = (1,)
+
+    def test_clear_callbacks(self, loop):
+        log = []
+        hs = [loop.run_callback(log.append, i) for i in range(5)]
+        loop.clear_callbacks()
+        assert loop.callback_count == 0
+        assert not any(hs) and not any(h.pending for h in hs)
+        k = loop.timer(LONG)
+        k.start(noop)
+        g = guard(loop, 0.05)
+        loop.run()                               # the poll blocked: no callback was left
+        assert log == []
+        k.stop()
+        g.stop()
+
+    def test_clear_callbacks_from_a_callback(self, loop):
+        log = []
+        loop.run_callback(loop.clear_callbacks)
+        loop.run_callback(log.append, 1)
+        loop.run()
+        assert log == []
+        loop.run_callback(log.append, 2)         # the queue works afterwards
+        loop.run()
+        assert log == [2]
+
+    def test_clear_callbacks_after_destroy(self, make_loop):
+        lp = make_loop()
+        lp.destroy()
+        with pytest.raises(ValueError):
+            lp.clear_callbacks()
 
     def test_stop_from_earlier_callback(self, loop):
         log = []
@@ -2412,6 +2685,35 @@ class TestErrors:
         value = ValueError("direct")
         loop.handle_error("ctx", ValueError, value, None)
         assert handler.calls == [("ctx", ValueError, value, None)]
+
+    def test_handler_stopping_its_context_keeps_refcounts(self):
+        # the error handler may stop() the handle or watcher it is given while the loop
+        # still holds the callable: no reference may be dropped twice (that crashed once;
+        # hence a subprocess)
+        proc = run_script("""
+            class Boom:
+                def __call__(self, *args):
+                    raise ValueError("boom")
+            loop = core.loop(default=False)
+            func = Boom()
+            base = sys.getrefcount(func)
+            contexts = []
+            def handler(context, t, v, tb):
+                contexts.append(type(context).__name__)
+                context.stop()
+            loop.error_handler = handler
+            for _ in range(3):
+                loop.run_callback(func)
+                t = loop.timer(0)
+                t.start(func)
+                loop.run()
+                del t
+            gc.collect()
+            assert contexts == ["callback", "timer"] * 3, contexts
+            assert sys.getrefcount(func) == base, (sys.getrefcount(func), base)
+            print("OK")
+        """)
+        assert proc.stdout.strip().endswith("OK")
 
     def test_raising_error_handler_propagates_out_of_run(self, loop):
         class Boom(Exception):
