@@ -1973,6 +1973,12 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
         struct sigaction now;
         sigaction(SIGCHLD, NULL, &now);
         ev_loop_destroy(l);
+        /* The default loop is libev's static default_loop_struct: ev_loop_destroy frees
+         * its arrays but leaves the rest (activecnt after an unbalanced ref()/unref(), the
+         * iteration count, postfork), and loop_init does not reset those, so the next
+         * loop(default=True) would inherit them (a run() with nothing to do that never
+         * returns). Put it back as it was at program start. */
+        memset(&default_loop_struct, 0, sizeof(default_loop_struct));
         if (evloop_sigchld_installed)
             sigaction(SIGCHLD, &evloop_prev_sigchld, NULL);
         else

@@ -697,6 +697,34 @@ class TestDestroy:
             w.ref  # noqa: B018
             repr(w)
 
+    def test_default_loop_recreated_after_destroy_starts_clean(self):
+        # libev's default loop is one static struct that ev_loop_destroy frees the arrays
+        # of but does not clear: a loop.ref()/unref() left unbalanced (and the iteration
+        # count) carried over into the next loop(default=True), whose run() with nothing to
+        # do then blocked forever.
+        proc = run_script("""
+            signal.alarm(20)
+            a = core.loop(default=True)
+            a.ref()
+            a.run(nowait=True)
+            a.destroy()
+            b = core.loop(default=True)
+            assert b is not a
+            assert (b.activecnt, b.iteration) == (0, 0), (b.activecnt, b.iteration)
+            b.run()   # nothing to do: returns at once
+            b.unref()
+            b.destroy()
+            c = core.loop(default=True)
+            assert c.activecnt == 0, c.activecnt
+            c.run()
+            fired = []
+            c.timer(0.001).start(fired.append, 1)
+            c.run()
+            assert fired == [1], fired
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
+
     def test_destroy_from_callback_is_deferred(self, make_loop):
         lp = make_loop()
         keep = keep_alive(lp)
