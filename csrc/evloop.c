@@ -862,6 +862,7 @@ watcher_set_callback_attr(EvWatcher *self, PyObject *value, void *c)
             return -1;
         }
         Py_CLEAR(self->callback);
+        self->flags &= ~EVLOOP_W_SWITCH;
         return 0;
     }
     if (!PyCallable_Check(value)) {
@@ -871,6 +872,11 @@ watcher_set_callback_attr(EvWatcher *self, PyObject *value, void *c)
     }
     Py_INCREF(value);
     Py_XSETREF(self->callback, value);
+    /* A callback of the user's is called, never switched to: while a greenlet waits on
+     * this watcher (hub.wait) the flag says "callback is a Waiter", and the dispatch
+     * would treat this object as one. As with start(), the watcher is taken from the
+     * waiting greenlet, which then only leaves its wait by kill() or a Timeout. */
+    self->flags &= ~EVLOOP_W_SWITCH;
     return 0;
 }
 
