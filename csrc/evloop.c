@@ -646,6 +646,41 @@ evloop_watcher_set_callback(EvWatcher *self, PyObject *const *args, Py_ssize_t n
     return 0;
 }
 
+/* What start() changes before libev sees the watcher, so that a start() that fails (a
+ * closed fd, a signal owned by another loop, no fd left for the wake-up pipe) leaves the
+ * watcher exactly as it was. */
+typedef struct {
+    PyObject *callback; /* strong or NULL */
+    PyObject *args;     /* strong */
+    unsigned int flags;
+} evloop_saved_cb;
+
+static void
+evloop_save_callback(EvWatcher *self, evloop_saved_cb *saved)
+{
+    saved->callback = self->callback;
+    saved->args = self->args;
+    saved->flags = self->flags;
+    Py_XINCREF(saved->callback);
+    Py_INCREF(saved->args);
+}
+
+/* restore: put the saved state back (start failed); otherwise just drop the copy */
+static void
+evloop_end_save(EvWatcher *self, evloop_saved_cb *saved, int restore)
+{
+    const unsigned int mask = EVLOOP_W_SWITCH | EVLOOP_W_PASS_EVENTS;
+    if (restore) {
+        Py_XSETREF(self->callback, saved->callback);
+        Py_SETREF(self->args, saved->args);
+        self->flags = (self->flags & ~mask) | (saved->flags & mask);
+    }
+    else {
+        Py_XDECREF(saved->callback);
+        Py_DECREF(saved->args);
+    }
+}
+
 static int
 evloop_watcher_can_start(EvWatcher *self)
 {
@@ -679,6 +714,30 @@ evloop_watcher_activate(EvWatcher *self)
     return 0;
 }
 
+/* The common tail of every start(): set callback(*args) (and io's pass_events: 1 on,
+ * 0 off, -1 unchanged), then start with libev; on failure the watcher is left as it
+ * was. */
+static PyObject *
+evloop_start_with(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, int pass_events)
+{
+    evloop_saved_cb saved;
+    evloop_save_callback(self, &saved);
+    if (evloop_watcher_set_callback(self, args, nargs) < 0) {
+        evloop_end_save(self, &saved, 1);
+        return NULL;
+    }
+    if (pass_events == 1)
+        self->flags |= EVLOOP_W_PASS_EVENTS;
+    else if (pass_events == 0)
+        self->flags &= ~EVLOOP_W_PASS_EVENTS;
+    if (evloop_watcher_activate(self) < 0) {
+        evloop_end_save(self, &saved, 1);
+        return NULL;
+    }
+    evloop_end_save(self, &saved, 0);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 watcher_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -689,11 +748,7 @@ watcher_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
     if (evloop_watcher_can_start(self) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(self, args, nargs) < 0)
-        return NULL;
-    if (evloop_watcher_activate(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(self, args, nargs, -1);
 }
 
 static PyObject *
@@ -1120,15 +1175,7 @@ io_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     if (evloop_watcher_can_start(self) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(self, args, nargs) < 0)
-        return NULL;
-    if (pass_events == 1)
-        self->flags |= EVLOOP_W_PASS_EVENTS;
-    else if (pass_events == 0)
-        self->flags &= ~EVLOOP_W_PASS_EVENTS;
-    if (evloop_watcher_activate(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(self, args, nargs, pass_events);
 }
 
 static PyObject *
@@ -1247,13 +1294,9 @@ timer_start(EvTimer *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return NULL;
     if (evloop_watcher_can_start(&self->base) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(&self->base, args, nargs) < 0)
-        return NULL;
     if (update)
         ev_now_update(self->base.loop->ev);
-    if (evloop_watcher_activate(&self->base) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(&self->base, args, nargs, -1);
 }
 
 static PyObject *

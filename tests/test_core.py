@@ -1147,6 +1147,29 @@ class TestIO:
         assert excinfo.value.errno == errno.EBADF
         assert not watcher.active
 
+    def test_failed_start_leaves_the_watcher_as_it_was(self, loop):
+        # found by tests/test_fuzz_core.py: start() stored the new callback before the fd
+        # check failed, so a later feed() called a callback that was never started
+        def first():
+            pass
+
+        a, b = socket.socketpair()
+        w = loop.io(a.fileno(), core.READ)
+        a.close()
+        b.close()
+        with pytest.raises(OSError) as info:
+            w.start(noop, 1)
+        assert info.value.errno == errno.EBADF
+        assert (w.callback, w.args) == (None, ())
+        with pytest.raises(ValueError, match="callback"):
+            w.feed()
+        w.callback = first
+        w.args = ("x",)
+        with pytest.raises(OSError):
+            w.start(noop, pass_events=True)
+        assert (w.callback, w.args) == (first, ("x",))
+        assert not w.active
+
     @pytest.mark.parametrize("bad", [4, 8, 0x100, core.READ | 4, -1])
     def test_bad_events(self, loop, sockpair, bad):
         with pytest.raises(ValueError):
