@@ -410,12 +410,16 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
             res = PyObject_Vectorcall(func, &PyTuple_GET_ITEM(args, 0),
                                       PyTuple_GET_SIZE(args), NULL);
             if (res == NULL) {
-                /* context: a handle that still shows what ran */
+                /* context: a handle that still shows what ran. It owns references of
+                 * its own meanwhile: the error handler may stop() it or replace its args,
+                 * which drops them while func and args are still ours to release. */
+                Py_INCREF(func);
+                Py_INCREF(args);
                 cb->callback = func;
                 cb->args = args;
                 evloop_report_error(self, (PyObject *)cb);
-                cb->callback = NULL;
-                cb->args = NULL;
+                Py_CLEAR(cb->callback);
+                Py_CLEAR(cb->args);
             }
             else {
                 Py_DECREF(res);

@@ -2351,6 +2351,43 @@ class TestErrors:
         loop.handle_error("ctx", ValueError, value, None)
         assert handler.calls == [("ctx", ValueError, value, None)]
 
+    def test_error_handler_may_stop_or_change_the_failed_callback_handle(self):
+        # found by reading the code while fuzzing: the handle given as `context` showed the
+        # callable and args without owning them, so an error handler calling
+        # context.stop() (or setting context.args) freed what the loop still used: a
+        # segfault. In a subprocess, as a regression would crash the interpreter.
+        proc = run_script("""
+            loop = core.loop(default=False)
+            seen = []
+
+            def bad(*args):
+                raise ValueError("boom")
+
+            item = object()
+
+            def handler(context, typ, value, tb):
+                seen.append((context.callback, context.args))
+                if len(seen) == 1:
+                    context.stop()
+                else:
+                    context.args = ("replaced",)
+
+            loop.error_handler = handler
+            before = (sys.getrefcount(bad), sys.getrefcount(item))
+            h1 = loop.run_callback(bad, item)
+            h2 = loop.run_callback(bad, item)
+            loop.run(nowait=True)
+            assert seen == [(bad, (item,)), (bad, (item,))], seen
+            del seen[:]
+            gc.collect()
+            after = (sys.getrefcount(bad), sys.getrefcount(item))
+            assert after == before, (before, after)
+            assert (h1.callback, h1.args, h2.callback, h2.args) == (None,) * 4
+            assert not h1.pending and not h2.pending
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
+
     def test_raising_error_handler_propagates_out_of_run(self, loop):
         class Boom(Exception):
             pass
