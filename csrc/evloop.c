@@ -986,8 +986,14 @@ watcher_repr(EvWatcher *self)
         if (rec > 0)
             return PyUnicode_FromFormat("<%s at %p %s ...>", Py_TYPE(self)->tp_name, self,
                                         state);
+        /* owned for the call: the callback's repr may replace them (and free args) */
+        PyObject *cb = self->callback, *args = self->args;
+        Py_INCREF(cb);
+        Py_INCREF(args);
         r = PyUnicode_FromFormat("<%s at %p %s callback=%R args=%R>", Py_TYPE(self)->tp_name,
-                                 self, state, self->callback, self->args);
+                                 self, state, cb, args);
+        Py_DECREF(cb);
+        Py_DECREF(args);
         Py_ReprLeave((PyObject *)self);
         return r;
     }
@@ -2869,10 +2875,17 @@ callback_set_args(EvCallback *self, PyObject *value, void *c)
 static PyObject *
 callback_repr(EvCallback *self)
 {
-    if (self->callback)
-        return PyUnicode_FromFormat("<evloop.core.callback at %p %s callback=%R args=%R>",
-                                    self, self->queued ? "pending" : "", self->callback,
-                                    self->args);
+    if (self->callback) {
+        /* owned for the call: the callback's repr may stop() this handle */
+        PyObject *cb = self->callback, *args = self->args ? self->args : Py_None, *r;
+        Py_INCREF(cb);
+        Py_INCREF(args);
+        r = PyUnicode_FromFormat("<evloop.core.callback at %p %s callback=%R args=%R>", self,
+                                 self->queued ? "pending" : "", cb, args);
+        Py_DECREF(cb);
+        Py_DECREF(args);
+        return r;
+    }
     return PyUnicode_FromFormat("<evloop.core.callback at %p done>", self);
 }
 

@@ -2351,6 +2351,45 @@ class TestErrors:
         loop.handle_error("ctx", ValueError, value, None)
         assert handler.calls == [("ctx", ValueError, value, None)]
 
+    def test_repr_survives_a_callback_whose_repr_changes_the_watcher(self):
+        # repr() formatted the callback and args it did not own: a callback whose __repr__
+        # replaced them (or stopped the handle) freed what was being formatted: a segfault
+        proc = run_script("""
+            loop = core.loop(default=False)
+            w = loop.timer(1)
+
+            class Meddler:
+                def __init__(self, target):
+                    self.target = target
+
+                def __call__(self, *args):
+                    pass
+
+                def __repr__(self):
+                    t = self.target
+                    if isinstance(t, core.callback):
+                        t.stop()
+                    else:
+                        t.args = (object(),)
+                        t.callback = noop
+                    junk = [tuple([object()] * 3) for _ in range(1000)]
+                    return "Meddler"
+
+            for i in range(20):
+                w.callback = Meddler(w)
+                w.args = (["a" * 50], {"k": i})
+                assert "callback=Meddler args=([" in repr(w), repr(w)
+            handle = loop.run_callback(noop, 1)
+            handle.args = (["x" * 50], {"k": 1})
+            for i in range(20):
+                m = Meddler(handle)
+                h = loop.run_callback(m, ["y" * 50], {"k": 2})
+                m.target = h
+                assert "callback=Meddler args=([" in repr(h), repr(h)
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
+
     def test_error_handler_may_stop_or_change_the_failed_callback_handle(self):
         # found by reading the code while fuzzing: the handle given as `context` showed the
         # callable and args without owning them, so an error handler calling
