@@ -719,6 +719,41 @@ evloop_watcher_set_callback(EvWatcher *self, PyObject *const *args, Py_ssize_t n
     return 0;
 }
 
+/* What start() changes before libev sees the watcher, so that a start() that fails (a
+ * closed fd, a signal owned by another loop, no fd left for the wake-up pipe) leaves the
+ * watcher exactly as it was. */
+typedef struct {
+    PyObject *callback; /* strong or NULL */
+    PyObject *args;     /* strong or NULL (args None: a stopped watcher has none) */
+    unsigned int flags;
+} evloop_saved_cb;
+
+static void
+evloop_save_callback(EvWatcher *self, evloop_saved_cb *saved)
+{
+    saved->callback = self->callback;
+    saved->args = self->args;
+    saved->flags = self->flags;
+    Py_XINCREF(saved->callback);
+    Py_XINCREF(saved->args);
+}
+
+/* restore: put the saved state back (start failed); otherwise just drop the copy */
+static void
+evloop_end_save(EvWatcher *self, evloop_saved_cb *saved, int restore)
+{
+    const unsigned int mask = EVLOOP_W_SWITCH | EVLOOP_W_PASS_EVENTS;
+    if (restore) {
+        Py_XSETREF(self->callback, saved->callback);
+        Py_XSETREF(self->args, saved->args);
+        self->flags = (self->flags & ~mask) | (saved->flags & mask);
+    }
+    else {
+        Py_XDECREF(saved->callback);
+        Py_XDECREF(saved->args);
+    }
+}
+
 static int
 evloop_watcher_can_start(EvWatcher *self)
 {
@@ -752,6 +787,30 @@ evloop_watcher_activate(EvWatcher *self)
     return 0;
 }
 
+/* The common tail of every start(): set callback(*args) (and io's pass_events: 1 on,
+ * 0 off, -1 unchanged), then start with libev; on failure the watcher is left as it
+ * was. */
+static PyObject *
+evloop_start_with(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, int pass_events)
+{
+    evloop_saved_cb saved;
+    evloop_save_callback(self, &saved);
+    if (evloop_watcher_set_callback(self, args, nargs) < 0) {
+        evloop_end_save(self, &saved, 1);
+        return NULL;
+    }
+    if (pass_events == 1)
+        self->flags |= EVLOOP_W_PASS_EVENTS;
+    else if (pass_events == 0)
+        self->flags &= ~EVLOOP_W_PASS_EVENTS;
+    if (evloop_watcher_activate(self) < 0) {
+        evloop_end_save(self, &saved, 1);
+        return NULL;
+    }
+    evloop_end_save(self, &saved, 0);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 watcher_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -762,11 +821,7 @@ watcher_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
     if (evloop_watcher_can_start(self) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(self, args, nargs) < 0)
-        return NULL;
-    if (evloop_watcher_activate(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(self, args, nargs, -1);
 }
 
 /* stop() leaves a watcher as it was before start(): no callback, args None (gevent's
@@ -947,6 +1002,7 @@ watcher_set_callback_attr(EvWatcher *self, PyObject *value, void *c)
             return -1;
         }
         Py_CLEAR(self->callback);
+        self->flags &= ~EVLOOP_W_SWITCH;
         return 0;
     }
     if (!PyCallable_Check(value)) {
@@ -956,6 +1012,11 @@ watcher_set_callback_attr(EvWatcher *self, PyObject *value, void *c)
     }
     Py_INCREF(value);
     Py_XSETREF(self->callback, value);
+    /* A callback of the user's is called, never switched to: while a greenlet waits on
+     * this watcher (hub.wait) the flag says "callback is a Waiter", and the dispatch
+     * would treat this object as one. As with start(), the watcher is taken from the
+     * waiting greenlet, which then only leaves its wait by kill() or a Timeout. */
+    self->flags &= ~EVLOOP_W_SWITCH;
     return 0;
 }
 
@@ -1013,9 +1074,14 @@ watcher_repr(EvWatcher *self)
         if (rec > 0)
             return PyUnicode_FromFormat("<%s at %p %s ...>", Py_TYPE(self)->tp_name, self,
                                         state);
+        /* owned for the call: the callback's repr may replace them (and free args) */
+        PyObject *cb = self->callback, *args = self->args != NULL ? self->args : Py_None;
+        Py_INCREF(cb);
+        Py_INCREF(args);
         r = PyUnicode_FromFormat("<%s at %p %s callback=%R args=%R>", Py_TYPE(self)->tp_name,
-                                 self, state, self->callback,
-                                 self->args != NULL ? self->args : Py_None);
+                                 self, state, cb, args);
+        Py_DECREF(cb);
+        Py_DECREF(args);
         Py_ReprLeave((PyObject *)self);
         return r;
     }
@@ -1205,15 +1271,7 @@ io_start(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     if (evloop_watcher_can_start(self) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(self, args, nargs) < 0)
-        return NULL;
-    if (pass_events == 1)
-        self->flags |= EVLOOP_W_PASS_EVENTS;
-    else if (pass_events == 0)
-        self->flags &= ~EVLOOP_W_PASS_EVENTS;
-    if (evloop_watcher_activate(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(self, args, nargs, pass_events);
 }
 
 static PyObject *
@@ -1332,13 +1390,9 @@ timer_start(EvTimer *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return NULL;
     if (evloop_watcher_can_start(&self->base) < 0)
         return NULL;
-    if (evloop_watcher_set_callback(&self->base, args, nargs) < 0)
-        return NULL;
     if (update)
         ev_now_update(self->base.loop->ev);
-    if (evloop_watcher_activate(&self->base) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return evloop_start_with(&self->base, args, nargs, -1);
 }
 
 static PyObject *
@@ -2081,6 +2135,12 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
         struct sigaction now;
         sigaction(SIGCHLD, NULL, &now);
         ev_loop_destroy(l);
+        /* The default loop is libev's static default_loop_struct: ev_loop_destroy frees
+         * its arrays but leaves the rest (activecnt after an unbalanced ref()/unref(), the
+         * iteration count, postfork), and loop_init does not reset those, so the next
+         * loop(default=True) would inherit them (a run() with nothing to do that never
+         * returns). Put it back as it was at program start. */
+        memset(&default_loop_struct, 0, sizeof(default_loop_struct));
         if (evloop_sigchld_installed)
             sigaction(SIGCHLD, &evloop_prev_sigchld, NULL);
         else
@@ -3138,10 +3198,17 @@ static PyNumberMethods callback_as_number = {
 static PyObject *
 callback_repr(EvCallback *self)
 {
-    if (self->callback)
-        return PyUnicode_FromFormat("<evloop.core.callback at %p %s callback=%R args=%R>",
-                                    self, self->queued ? "pending" : "", self->callback,
-                                    self->args);
+    if (self->callback) {
+        /* owned for the call: the callback's repr may stop() this handle */
+        PyObject *cb = self->callback, *args = self->args ? self->args : Py_None, *r;
+        Py_INCREF(cb);
+        Py_INCREF(args);
+        r = PyUnicode_FromFormat("<evloop.core.callback at %p %s callback=%R args=%R>", self,
+                                 self->queued ? "pending" : "", cb, args);
+        Py_DECREF(cb);
+        Py_DECREF(args);
+        return r;
+    }
     return PyUnicode_FromFormat("<evloop.core.callback at %p done>", self);
 }
 

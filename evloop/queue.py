@@ -13,7 +13,9 @@ What it must not do: lose or duplicate an item. No item is ever handed to a gree
 has not resumed yet: a getter killed or timed out while waiting leaves the line, and the
 item stays in the queue for the next getter; a putter that gives up leaves with its item
 (it was never put). ``Channel`` hands items over directly; a putter whose item was taken
-by a ``get`` counts as done even if its timeout expires before it resumes.
+by a ``get`` counts as done even if its timeout expires before it resumes (an exception
+thrown into it in that moment — kill, an enclosing Timeout — still propagates out of
+``put``, as in gevent, although the item was delivered).
 
 Semantics chosen where gevent's differ or are unclear:
 

@@ -743,6 +743,34 @@ class TestDestroy:
             w.ref  # noqa: B018
             repr(w)
 
+    def test_default_loop_recreated_after_destroy_starts_clean(self):
+        # libev's default loop is one static struct that ev_loop_destroy frees the arrays
+        # of but does not clear: a loop.ref()/unref() left unbalanced (and the iteration
+        # count) carried over into the next loop(default=True), whose run() with nothing to
+        # do then blocked forever.
+        proc = run_script("""
+            signal.alarm(20)
+            a = core.loop(default=True)
+            a.ref()
+            a.run(nowait=True)
+            a.destroy()
+            b = core.loop(default=True)
+            assert b is not a
+            assert (b.activecnt, b.iteration) == (0, 0), (b.activecnt, b.iteration)
+            b.run()   # nothing to do: returns at once
+            b.unref()
+            b.destroy()
+            c = core.loop(default=True)
+            assert c.activecnt == 0, c.activecnt
+            c.run()
+            fired = []
+            c.timer(0.001).start(fired.append, 1)
+            c.run()
+            assert fired == [1], fired
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
+
     def test_destroy_from_callback_is_deferred(self, make_loop):
         lp = make_loop()
         keep = keep_alive(lp)
@@ -1261,6 +1289,29 @@ class TestIO:
             watcher.start(noop)
         assert excinfo.value.errno == errno.EBADF
         assert not watcher.active
+
+    def test_failed_start_leaves_the_watcher_as_it_was(self, loop):
+        # found by tests/test_fuzz_core.py: start() stored the new callback before the fd
+        # check failed, so a later feed() called a callback that was never started
+        def first():
+            pass
+
+        a, b = socket.socketpair()
+        w = loop.io(a.fileno(), core.READ)
+        a.close()
+        b.close()
+        with pytest.raises(OSError) as info:
+            w.start(noop, 1)
+        assert info.value.errno == errno.EBADF
+        assert (w.callback, w.args) == (None, ())
+        with pytest.raises(ValueError, match="callback"):
+            w.feed()
+        w.callback = first
+        w.args = ("x",)
+        with pytest.raises(OSError):
+            w.start(noop, pass_events=True)
+        assert (w.callback, w.args) == (first, ("x",))
+        assert not w.active
 
     @pytest.mark.parametrize("bad", [4, 8, 0x100, core.READ | 4, -1])
     def test_bad_events(self, loop, sockpair, bad):
@@ -2714,6 +2765,83 @@ class TestErrors:
             print("OK")
         """)
         assert proc.stdout.strip().endswith("OK")
+
+
+    def test_repr_survives_a_callback_whose_repr_changes_the_watcher(self):
+        # repr() formatted the callback and args it did not own: a callback whose __repr__
+        # replaced them (or stopped the handle) freed what was being formatted: a segfault
+        proc = run_script("""
+            loop = core.loop(default=False)
+            w = loop.timer(1)
+
+            class Meddler:
+                def __init__(self, target):
+                    self.target = target
+
+                def __call__(self, *args):
+                    pass
+
+                def __repr__(self):
+                    t = self.target
+                    if isinstance(t, core.callback):
+                        t.stop()
+                    else:
+                        t.args = (object(),)
+                        t.callback = noop
+                    junk = [tuple([object()] * 3) for _ in range(1000)]
+                    return "Meddler"
+
+            for i in range(20):
+                w.callback = Meddler(w)
+                w.args = (["a" * 50], {"k": i})
+                assert "callback=Meddler args=([" in repr(w), repr(w)
+            handle = loop.run_callback(noop, 1)
+            handle.args = (["x" * 50], {"k": 1})
+            for i in range(20):
+                m = Meddler(handle)
+                h = loop.run_callback(m, ["y" * 50], {"k": 2})
+                m.target = h
+                assert "callback=Meddler args=([" in repr(h), repr(h)
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
+
+    def test_error_handler_may_stop_or_change_the_failed_callback_handle(self):
+        # found by reading the code while fuzzing: the handle given as `context` showed the
+        # callable and args without owning them, so an error handler calling
+        # context.stop() (or setting context.args) freed what the loop still used: a
+        # segfault. In a subprocess, as a regression would crash the interpreter.
+        proc = run_script("""
+            loop = core.loop(default=False)
+            seen = []
+
+            def bad(*args):
+                raise ValueError("boom")
+
+            item = object()
+
+            def handler(context, typ, value, tb):
+                seen.append((context.callback, context.args))
+                if len(seen) == 1:
+                    context.stop()
+                else:
+                    context.args = ("replaced",)
+
+            loop.error_handler = handler
+            before = (sys.getrefcount(bad), sys.getrefcount(item))
+            h1 = loop.run_callback(bad, item)
+            h2 = loop.run_callback(bad, item)
+            loop.run(nowait=True)
+            assert seen == [(bad, (item,)), (bad, (item,))], seen
+            del seen[:]
+            gc.collect()
+            after = (sys.getrefcount(bad), sys.getrefcount(item))
+            assert after == before, (before, after)
+            assert (h1.callback, h1.args, h2.callback, h2.args) == (None,) * 4
+            assert not h1.pending and not h2.pending
+            print("OK")
+        """)
+        assert proc.stdout.strip() == "OK"
 
     def test_raising_error_handler_propagates_out_of_run(self, loop):
         class Boom(Exception):

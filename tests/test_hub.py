@@ -301,6 +301,27 @@ def test_hub_wait_on_a_watcher_someone_else_waits_on(_no_leftovers):
     assert not timer.active
 
 
+def test_setting_the_callback_of_a_watcher_a_greenlet_waits_on(_no_leftovers, errors):
+    # found by tests/test_fuzz_greenlet.py: the watcher kept its "switch to the Waiter"
+    # flag, so the new callback was used as a Waiter (its memory read as one) when the
+    # watcher fired. Now the watcher calls the new callback, as start() would make it do.
+    hub = get_hub()
+    timer = hub.loop.timer(0.001)
+    g = evloop.spawn(hub.wait, timer)
+    _no_leftovers.append(g)
+    evloop.sleep(0)
+    assert timer.active
+    called = []
+    timer.callback = lambda *args: called.append(args)
+    timer.args = ("fired",)
+    evloop.sleep(0.02)
+    assert called == [("fired",)]
+    assert errors.getvalue() == ""
+    assert not g.dead  # the watcher was taken from it: only kill or a Timeout ends the wait
+    g.kill()
+    assert not timer.active
+
+
 def test_repr_of_a_greenlet_waiting_on_a_watcher_it_got_as_argument(_no_leftovers):
     # the watcher's repr shows its Waiter, whose repr shows the greenlet, whose repr shows
     # its args (the watcher): repr must not recurse forever (gevent's does not)
