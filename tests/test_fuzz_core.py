@@ -513,6 +513,12 @@ class CoreMachine(RuleBasedStateMachine):
 
     def apply(self, op):
         STATS[("in callback: " if self.depth else "") + op[0]] += 1
+        # gevent's contract: a watcher that stops (stop(), or libev stopping a one-shot
+        # timer or an io watcher whose callback raised) forgets its callback and args;
+        # tests/test_core.py checks that rule, the model follows the watcher here
+        for r in self.watchers:
+            if not r.closed:
+                r.has_callback = r.w.callback is not None
         getattr(self, "op_" + op[0])(*op[1:])
 
     def op_new_loop(self, flags_i, default):
@@ -606,7 +612,8 @@ class CoreMachine(RuleBasedStateMachine):
             path = [self.path, self.path + ".missing", self.tmpdir][a % 3]
             interval = [0.0, 0.01][(a // 3) % 2]
             if bad:
-                path, interval = [("bad\0path", 0.0), (self.path, -1.0)][a % 2]
+                # (a negative interval is libev's minimum, as in gevent: not bad)
+                path, interval = [("bad\0path", 0.0), ("bad\0path", 0.01)][a % 2]
                 must = ValueError
             make = lambda: loop.stat(path, interval, **extra)  # noqa: E731
         elif kind == "child":
@@ -1145,8 +1152,9 @@ class CoreMachine(RuleBasedStateMachine):
         if cb is not None:
             self.call("repr(callback)", lambda: repr(cb.handle))
             self.call("callback.args", lambda: cb.handle.args)
+            # gevent's contract: args stay set while the call runs, and may be replaced
             self.call("callback.args = ()", lambda: setattr(cb.handle, "args", (cb,)),
-                      must=None if cb.handle.callback is not None else ValueError)
+                      must=None if cb.handle.args is not None else ValueError)
 
     def op_forget(self, i):
         if self.watchers:
