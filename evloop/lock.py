@@ -51,7 +51,7 @@ class Semaphore:
         self._links: deque = deque()  # Waiters of blocked greenlets and rawlink callbacks
         self._hub: Any = None
         self._schedule: Any = None     # hub.loop._run_callback_if_alive (_bind_current)
-        self._notifier: Any = None     # the queued _notify_links callback, if any
+        self._notifier: Any = None     # True while a _notify_links callback is queued
         if hub is not None:  # gevent's argument; otherwise the hub of the first waiter
             self._hub = hub
             self._schedule = hub.loop._run_callback_if_alive
@@ -90,7 +90,7 @@ class Semaphore:
         called from any greenlet, a loop callback or another thread."""
         self.counter += 1
         if self._links and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait until a permit is free (without taking it) or ``timeout`` passes; return
@@ -111,7 +111,7 @@ class Semaphore:
         # release(), inlined
         self.counter += 1
         if self._links and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     # -- links ----------------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class Semaphore:
         self._bind_current()
         self._links.append(callback)
         if self.counter > 0 and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     def unlink(self, callback: Callable[[Any], Any]) -> None:
         """Remove a callback added by rawlink (no error if it is not linked)."""
@@ -147,6 +147,24 @@ class Semaphore:
             self._notifier = None
         return hub
 
+    def _wake(self) -> None:
+        """Queue ``_notify_links`` on the hub's loop (from any thread) and mark it queued.
+
+        The mark goes up *before* the callback is queued, never after: once queued, the
+        hub's thread may run the whole callback — whose ``finally`` clears the mark —
+        before a releasing thread gets the GIL back (CPython may switch threads right
+        after the call returns). Storing the returned handle then would leave a mark with
+        nothing queued behind it, and every later ``release()`` would skip the wake-up: a
+        permit counted but its waiter never woken (it times out with a permit free). A
+        mark that is cleared too early only costs a spare ``_notify_links`` call."""
+        self._notifier = True
+        try:
+            if self._schedule(self._notify_links) is None:
+                self._notifier = None  # the loop is destroyed: nothing was queued
+        except BaseException:
+            self._notifier = None
+            raise
+
     def _notify_links(self) -> None:
         # runs in the hub: wake links in order while a permit is free. A woken acquirer
         # takes its permit before this loop goes on (the switch runs it until it blocks
@@ -166,7 +184,7 @@ class Semaphore:
             self._notifier = None
         # a release() in another thread may have seen the notifier still set just now
         if links and self.counter > 0:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     def _acquire_slow(self, blocking: bool, timeout: Any) -> bool:
         if not blocking:
@@ -193,7 +211,7 @@ class Semaphore:
         if self.counter > 0 and self._notifier is None:
             # a permit is free but others were in line (their notifier is queued), or a
             # release() in another thread raced with this append
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
         try:
             result = (waiter.get() if seconds is None
                       else _wait_within(waiter, seconds, _TIMEOUT))
@@ -216,7 +234,7 @@ class Semaphore:
         links = self._links
         _discard(links, waiter)
         if links and self.counter > 0 and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     def _at_fork_reinit(self) -> None:
         self._links.clear()
@@ -244,7 +262,7 @@ class BoundedSemaphore(Semaphore):
             raise self._OVER_RELEASE_ERROR(self._OVER_RELEASE_MESSAGE)
         self.counter += 1
         if self._links and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
     def __exit__(self, typ: Any, value: Any, tb: Any) -> None:
         # release(), inlined
@@ -252,7 +270,7 @@ class BoundedSemaphore(Semaphore):
             raise self._OVER_RELEASE_ERROR(self._OVER_RELEASE_MESSAGE)
         self.counter += 1
         if self._links and self._notifier is None:
-            self._notifier = self._schedule(self._notify_links)
+            self._wake()
 
 
 class Lock(BoundedSemaphore):

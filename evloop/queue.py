@@ -120,7 +120,7 @@ class SimpleQueue:
         self.putters: deque = deque()   # _PutWaiters of blocked put calls
         self._hub: Any = None
         self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
-        self._notifier: Any = None      # the queued _unlock callback, if any
+        self._notifier: Any = None      # True while an _unlock callback is queued
 
     # -- storage (override in subclasses) ---------------------------------------------------
 
@@ -150,7 +150,7 @@ class SimpleQueue:
     def maxsize(self, value: Optional[int]) -> None:
         self._maxsize = _check_maxsize(value)
         if self.putters and self._notifier is None:  # a larger bound may admit putters
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
 
     def qsize(self) -> int:
         """The number of items in the queue."""
@@ -199,7 +199,7 @@ class SimpleQueue:
                 raise ValueError("'timeout' must be a non-negative number")
             queue.append(item)
             if self.getters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return
         self._put_slow(item, block, timeout)
 
@@ -210,7 +210,7 @@ class SimpleQueue:
         if not maxsize or len(queue) < maxsize:
             queue.append(item)
             if self.getters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return
         self._put_slow(item, False, None)
 
@@ -238,7 +238,7 @@ class SimpleQueue:
         putters = self.putters
         putters.append(waiter)
         if self._has_room() and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)  # room, but others were in line
+            self._wake()  # room, but others were in line
         try:
             result = (waiter.get() if seconds is None
                       else _wait_within(waiter, seconds, _TIMEOUT))
@@ -265,7 +265,7 @@ class SimpleQueue:
             raise Full
         self._put(item)
         if self.getters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
 
     # -- get / peek -------------------------------------------------------------------------
 
@@ -278,7 +278,7 @@ class SimpleQueue:
                 raise ValueError("'timeout' must be a non-negative number")
             item = queue.popleft()
             if self.putters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return item
         return self._get_slow(False, block, timeout)
 
@@ -288,7 +288,7 @@ class SimpleQueue:
         if queue:
             item = queue.popleft()
             if self.putters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return item
         return self._get_slow(False, False, None)
 
@@ -319,7 +319,7 @@ class SimpleQueue:
                 raise ValueError("'timeout' must be a non-negative number")
             self._put(item)
             if self.getters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return
         self._put_slow(item, block, timeout)
 
@@ -334,7 +334,7 @@ class SimpleQueue:
                 raise ValueError("'timeout' must be a non-negative number")
             item = self._get()
             if self.putters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return item
         return self._get_slow(False, block, timeout)
 
@@ -388,7 +388,7 @@ class SimpleQueue:
         getters = self.getters
         getters.append(waiter)
         if self.queue and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)  # items, but others were in line
+            self._wake()  # items, but others were in line
         if seconds is None:
             try:
                 result = waiter.get()
@@ -422,7 +422,7 @@ class SimpleQueue:
             # _unlock resumed us because an item is there, and waits until we took it
             item = self._peek() if peek else self._get()
             if self.putters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return item
         self._leave(getters, waiter)
         if result is _TIMEOUT:
@@ -433,7 +433,7 @@ class SimpleQueue:
     def _take(self, peek: bool) -> Any:
         item = self._peek() if peek else self._get()
         if self.putters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
         return item
 
     # -- the hub side ------------------------------------------------------------------------
@@ -457,10 +457,23 @@ class SimpleQueue:
         make sure the next in line hears of it."""
         _discard(line, waiter)
         if self._notifier is None and self._unlock_needed():
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
 
     def _unlock_needed(self) -> bool:
         return bool((self.getters and self.queue) or (self.putters and self._has_room()))
+
+    def _wake(self) -> None:
+        """Queue ``_unlock`` on the hub's loop (from any thread) and mark it queued. The
+        mark goes up before the callback is queued, never after (see
+        ``Semaphore._wake``: the hub may run the whole callback, clearing the mark, before
+        a putting thread gets the GIL back to store a handle)."""
+        self._notifier = True
+        try:
+            if self._schedule(self._unlock) is None:
+                self._notifier = None  # the loop is destroyed: nothing was queued
+        except BaseException:
+            self._notifier = None
+            raise
 
     def _unlock(self) -> None:
         # runs in the hub: resume waiting getters (each takes an item before this loop goes
@@ -490,7 +503,7 @@ class SimpleQueue:
             self._notifier = None
         # a put() in another thread may have seen the notifier still set just now
         if self._unlock_needed():
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
 
     # -- iteration ------------------------------------------------------------------------------
 
@@ -540,7 +553,7 @@ class Queue(SimpleQueue):
             queue.append(item)
             self.unfinished_tasks += 1
             if self.getters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return
         self._put_slow(item, block, timeout)
 
@@ -552,7 +565,7 @@ class Queue(SimpleQueue):
             queue.append(item)
             self.unfinished_tasks += 1
             if self.getters and self._notifier is None:
-                self._notifier = self._schedule(self._unlock)
+                self._wake()
             return
         self._put_slow(item, False, None)
 
@@ -660,8 +673,8 @@ class Channel:
         self.getters: deque = deque()   # Waiters of blocked getters
         self.putters: deque = deque()   # _PutWaiters of blocked putters (with the item)
         self._hub: Any = None
-        self._schedule: Any = None
-        self._notifier: Any = None
+        self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
+        self._notifier: Any = None      # True while an _unlock callback is queued
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} at {id(self):#x} getters[{len(self.getters)}] "
@@ -726,7 +739,7 @@ class Channel:
         waiter.what = self
         self.putters.append(waiter)
         if self.getters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
         try:
             result = (waiter.get() if seconds is None
                       else _wait_within(waiter, seconds, _TIMEOUT))
@@ -783,7 +796,7 @@ class Channel:
         getters = self.getters
         getters.append(waiter)
         if putters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
         try:
             result = (waiter.get() if seconds is None
                       else _wait_within(waiter, seconds, _TIMEOUT))
@@ -801,7 +814,20 @@ class Channel:
     def _leave_getter(self, waiter: Any) -> None:
         _discard(self.getters, waiter)
         if self.getters and self.putters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Queue ``_unlock`` on the hub's loop (from any thread) and mark it queued. The
+        mark goes up before the callback is queued, never after (see
+        ``Semaphore._wake``: the hub may run the whole callback, clearing the mark, before
+        a putting thread gets the GIL back to store a handle)."""
+        self._notifier = True
+        try:
+            if self._schedule(self._unlock) is None:
+                self._notifier = None  # the loop is destroyed: nothing was queued
+        except BaseException:
+            self._notifier = None
+            raise
 
     def _unlock(self) -> None:
         # runs in the hub: pair waiting putters with waiting getters, in order; the getter
@@ -827,7 +853,7 @@ class Channel:
         finally:
             self._notifier = None
         if putters and getters and self._notifier is None:
-            self._notifier = self._schedule(self._unlock)
+            self._wake()
 
     def __iter__(self) -> Iterator[Any]:
         return self
