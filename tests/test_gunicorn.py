@@ -627,7 +627,9 @@ def test_graceful_timeout_bounds_the_wait(start, app_dir):
     assert time.monotonic() - t0 < 20
     with pytest.raises((http.client.HTTPException, OSError)):
         pending()                            # cut off: no response
-    server.wait_log(r"Worker graceful timeout|Worker exiting")
+    # (no log line is checked: when the arbiter's SIGKILL at the end of the grace period
+    # beats the worker's own cut-off, which happens on a loaded machine, neither
+    # "Worker graceful timeout" nor "Worker exiting" is written)
 
 
 def test_sigquit_stops_at_once(start, app_dir):
