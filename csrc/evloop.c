@@ -1392,6 +1392,12 @@ timer_start(EvTimer *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return NULL;
     if (update)
         ev_now_update(self->base.loop->ev);
+    /* ev_timer_stop (called by libev itself when a one-shot timer fires) leaves "the time
+     * that was left" in the timer, and ev_timer_start resumes from it: a timer started
+     * again after it fired would fire at once (gevent's libev loop does: gevent #1890).
+     * A start of a stopped timer waits `after` again; an active one keeps its deadline. */
+    if (!ev_is_active(&self->t))
+        ev_timer_set(&self->t, self->after, self->t.repeat);
     return evloop_start_with(&self->base, args, nargs, -1);
 }
 

@@ -1411,6 +1411,53 @@ class TestTimer:
         assert when - start >= 0.04
         assert when - start < LONG / 3      # fired on 'repeat', not on 'after'
 
+    def test_start_of_an_expired_or_stopped_timer_waits_after_again(self, loop):
+        # found by tests/test_fuzz_core.py: libev's ev_timer_stop keeps "the time that
+        # was left" in the timer, so a restarted timer resumed that remainder (none at all
+        # after it had fired) instead of waiting `after` seconds as documented
+        fired = []
+        t = loop.timer(0.1)
+        t.start(fired.append, 1, update=True)
+        loop.run()
+        assert fired == [1]
+        start = time.monotonic()
+        t.start(fired.append, 2, update=True)
+        loop.run()
+        assert fired == [1, 2]
+        assert time.monotonic() - start >= 0.09
+        # stopped half-way (the loop's time moved meanwhile), then started again
+        t.start(fired.append, 3, update=True)
+        half = loop.timer(0.05)
+        half.start(t.stop)
+        loop.run()
+        start = time.monotonic()
+        t.start(fired.append, 4, update=True)
+        loop.run()
+        assert fired == [1, 2, 4]
+        assert time.monotonic() - start >= 0.09
+        # after again(): a stop and a start wait `after`, not `repeat`
+        t = loop.timer(0.1, 0.01)
+        t.start(fired.append, 5)
+        t.again()
+        t.stop()
+        start = time.monotonic()
+        t.start(fired.append, 6, update=True)
+        loop.run(once=True)
+        t.stop()
+        assert fired[-1] == 6
+        assert time.monotonic() - start >= 0.09
+
+    def test_start_of_an_active_timer_keeps_its_deadline(self, loop):
+        fired = []
+        t = loop.timer(LONG)
+        t.start(fired.append, 1, update=True)
+        time.sleep(0.05)
+        loop.update_now()
+        t.start(fired.append, 2)       # only the callback changes
+        assert t.remaining <= LONG - 0.04
+        assert t.callback == fired.append and t.args == (2,)
+        t.stop()
+
     def test_again_restarts_active_timer(self, loop):
         fired = []
         t = loop.timer(LONG, 0.05)

@@ -58,6 +58,12 @@ def fuzz_settings(ci_examples: int, steps: int) -> settings:
 
 
 EXAMPLE_WATCHDOG = 60   # per example (re-armed), so long runs outlive conftest's watchdog
+
+
+def arm_stderr_watchdog(seconds: float) -> None:
+    """The watchdog of the __main__ runner; under pytest the machine uses conftest's,
+    which writes where pytest's output capture cannot swallow the dump."""
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
 MAIN_GUARD = 10.0       # the main greenlet never blocks longer than this in one step
 STATS = Counter()
 
@@ -169,13 +175,14 @@ SCRIPT = st.lists(act_strategy(1, True), max_size=6)
 # -- the machine ------------------------------------------------------------------------------
 
 class GreenletMachine(RuleBasedStateMachine):
+    arm_watchdog = staticmethod(arm_stderr_watchdog)
     MAX_GREENLETS = 24
     N_EVENTS = 3
     N_RESULTS = 2
 
     def __init__(self):
         super().__init__()
-        faulthandler.dump_traceback_later(EXAMPLE_WATCHDOG, exit=True, file=sys.__stderr__)
+        self.arm_watchdog(EXAMPLE_WATCHDOG)
         self.hub = get_hub()
         self.loop = self.hub.loop
         # what the hub's loop holds before the example: it must hold the same after
@@ -838,7 +845,8 @@ class GreenletMachine(RuleBasedStateMachine):
 _RAISED = object()
 
 
-def test_greenlet_api_fuzz():
+def test_greenlet_api_fuzz(_hang_watchdog, monkeypatch):
+    monkeypatch.setattr(GreenletMachine, "arm_watchdog", staticmethod(_hang_watchdog))
     run_state_machine_as_test(GreenletMachine, settings=fuzz_settings(60, 30))
 
 

@@ -162,6 +162,33 @@ def test_restart_after_cancel():
     t.close()
 
 
+def test_restart_after_expiry_waits_the_full_seconds_again():
+    # found by tests/test_fuzz_core.py: the Timeout's timer, started again after it had
+    # fired, kept libev's leftover deadline and fired at the first wait (gevent's libev
+    # loop does the same: gevent issue #1890; its libuv loop restarts the full time)
+    t = Timeout(0.1)
+    t.start()
+    with pytest.raises(Timeout):
+        sleep(LONG)
+    t.start()
+    start = time.monotonic()
+    with pytest.raises(Timeout) as info:
+        sleep(LONG)
+    assert info.value is t
+    assert time.monotonic() - start >= 0.09
+    t.close()
+
+
+def test_cancel_and_restart_postpones_the_timeout():
+    # gevent issue #1890's program: restarting a Timeout is a fresh deadline, not the rest
+    # of the old one (generous margins: 12 x 0.05 s against a 0.5 s Timeout)
+    with Timeout(0.5) as t:
+        for _ in range(12):
+            sleep(0.05)
+            t.cancel()
+            t.start()
+
+
 def test_cancel_and_close_are_idempotent():
     t = Timeout(0.02)
     t.cancel()
