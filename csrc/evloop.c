@@ -231,15 +231,20 @@ static int
 evloop_get_double(PyObject *obj, const char *what, double *out)
 {
     double v;
-    if (!PyFloat_Check(obj) && !PyLong_Check(obj) && !PyIndex_Check(obj)
-        && !(Py_TYPE(obj)->tp_as_number && Py_TYPE(obj)->tp_as_number->nb_float)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a number, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
+    if (PyFloat_CheckExact(obj)) {
+        v = PyFloat_AS_DOUBLE(obj);   /* the common case: no conversion can fail */
     }
-    v = PyFloat_AsDouble(obj);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
+    else {
+        if (!PyFloat_Check(obj) && !PyLong_Check(obj) && !PyIndex_Check(obj)
+            && !(Py_TYPE(obj)->tp_as_number && Py_TYPE(obj)->tp_as_number->nb_float)) {
+            PyErr_Format(PyExc_TypeError, "%s must be a number, not %.100s", what,
+                         Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        v = PyFloat_AsDouble(obj);
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+    }
     if (isnan(v)) {
         PyErr_Format(PyExc_ValueError, "%s must not be NaN", what);
         return -1;

@@ -1367,31 +1367,12 @@ aio_call_soon_threadsafe(AioLoop *self, PyObject *const *args, Py_ssize_t nargs,
 static int
 aio_get_time_arg(PyObject *obj, const char *what, double *out)
 {
-    double v;
     if (obj == Py_None) {
         PyErr_Format(PyExc_TypeError, "%s must not be None", what);
         return -1;
     }
-    if (PyFloat_CheckExact(obj)) {
-        v = PyFloat_AS_DOUBLE(obj);
-    }
-    else {
-        if (!PyFloat_Check(obj) && !PyLong_Check(obj) && !PyIndex_Check(obj)
-            && !(Py_TYPE(obj)->tp_as_number && Py_TYPE(obj)->tp_as_number->nb_float)) {
-            PyErr_Format(PyExc_TypeError, "%s must be a number, not %.100s", what,
-                         Py_TYPE(obj)->tp_name);
-            return -1;
-        }
-        v = PyFloat_AsDouble(obj);
-        if (v == -1.0 && PyErr_Occurred())
-            return -1;
-    }
-    if (isnan(v)) {
-        PyErr_Format(PyExc_ValueError, "%s must not be NaN", what);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    /* evloop.c's number check (numbers only, NaN refused), with its exact-float fast path */
+    return evloop_get_double(obj, what, out);
 }
 
 static PyObject *
