@@ -3337,6 +3337,9 @@ static PyMethodDef module_methods[] = {
     {"_set_hub", (PyCFunction)(void (*)(void))mod_set_hub, METH_FASTCALL,
      "_set_hub(hub, destroy_at_thread_exit=False)"},
     {"_io_configure", mod_io_configure, METH_O, NULL},
+    {"_recv", (PyCFunction)(void (*)(void))mod_recv, METH_FASTCALL,
+     "_recv(sock, bufsize): one non-blocking recv on sock.fileno(), without a large "
+     "allocation"},
     {"_new_waiter", mod_new_waiter, METH_O, "Waiter(hub), fast"},
     {"_greenlet_enter", (PyCFunction)(void (*)(void))mod_greenlet_enter, METH_FASTCALL,
      "Greenlet.run() began"},

@@ -8,8 +8,9 @@ the very loop greenlets wait on, so greenlets and coroutines interleave. Everyth
 the event-loop core (transports, ``sock_*``, ``create_connection``, servers, pipes,
 subprocesses, signal handlers) is asyncio's own selector-loop code, inherited unchanged.
 
-What it must not do: re-implement asyncio's transports or protocols, or run asyncio
-callbacks outside ``run_forever()`` (the hub may iterate for greenlets while the asyncio
+What it must not do: re-implement asyncio's transports or protocols (the socket
+transport's read method is asyncio's own with its ``recv`` call replaced: see
+``_SocketTransport``), or run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets while the asyncio
 loop is stopped; its callbacks wait). Design and limits: docs/asyncio.md.
 
     import evloop.aio
@@ -20,11 +21,12 @@ loop is stopped; its callbacks wait). Design and limits: docs/asyncio.md.
 import asyncio
 import collections
 import selectors
+import socket
 import sys
 import threading
 import warnings
 import weakref
-from asyncio import base_events, events, format_helpers, unix_events
+from asyncio import base_events, events, format_helpers, selector_events, unix_events
 import asyncio.futures
 import asyncio.tasks
 from typing import Any, Awaitable, Callable, Deque, Dict, List, Mapping, Optional, TypeVar
@@ -159,6 +161,90 @@ class _SelectorView(selectors.BaseSelector):
         pass
 
 
+_recv = core._recv
+
+
+class _SocketTransport(selector_events._SelectorSocketTransport):  # type: ignore[misc, name-defined]
+    """asyncio's socket transport, reading through ``core._recv``.
+
+    asyncio's transport reads with ``sock.recv(256 KiB)``: a 256 KiB allocation per read,
+    which glibc serves with mmap/mremap/munmap and page faults however little arrives
+    (csrc/evloop_io.c, ``evloop_recv_use_scratch``). ``core._recv`` receives into a
+    reused buffer and copies out what arrived. The method below is asyncio's own
+    ``_read_ready__data_received`` (the same in CPython 3.9 to 3.13) with that one call
+    changed; everything else is asyncio's class. Only exact ``socket.socket`` objects take
+    this path (a subclass may have its own recv).
+    """
+
+    def _read_ready__data_received(self) -> None:
+        if self._conn_lost:
+            return
+        try:
+            data = _recv(self._sock, self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal read error on socket transport')
+            return
+
+        if not data:
+            self._read_ready__on_eof()
+            return
+
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, 'Fatal error: protocol.data_received() call failed.')
+
+
+class _DatagramTransport(selector_events._SelectorDatagramTransport):  # type: ignore[misc, name-defined]
+    """asyncio's datagram transport, receiving into the loop's reused buffer.
+
+    asyncio's ``_read_ready`` does ``sock.recvfrom(256 KiB)``, the same 256 KiB allocation
+    per datagram as the socket transport's reads. This is that method (the same in CPython
+    3.9 to 3.13) with ``recvfrom_into`` a buffer the loop keeps, and the datagram copied
+    out. The buffer is the loop's, so only the loop's thread uses it, and nothing runs
+    between the receive and the copy. Exact ``socket.socket`` objects only.
+    """
+
+    _evloop_view: memoryview    # the loop's buffer, set by Loop._make_datagram_transport
+
+    def _read_ready(self) -> None:
+        if self._conn_lost:
+            return
+        try:
+            size = self.max_size
+            view = self._evloop_view
+            if 0 < size <= len(view):
+                nbytes, addr = self._sock.recvfrom_into(view, size)
+                data = bytes(view[:nbytes])
+            else:                               # a max_size changed by the user
+                data, addr = self._sock.recvfrom(size)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._protocol.error_received(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal read error on datagram transport')
+        else:
+            self._protocol.datagram_received(data, addr)
+
+
+# Newer CPythons refuse a second transport on an fd in _make_*_transport itself; the
+# overrides below do what the running version's do.
+_CHECK_FD_IN_MAKE = "_ensure_fd_no_transport" in \
+    selector_events.BaseSelectorEventLoop._make_socket_transport.__code__.co_names
+_CHECK_FD_IN_MAKE_DGRAM = "_ensure_fd_no_transport" in \
+    selector_events.BaseSelectorEventLoop._make_datagram_transport.__code__.co_names
+
+
 def _only_empty(value: Any, name: str) -> None:
     if value:
         raise ValueError(f"evloop.aio.Loop keeps {name} in C; it can only be set empty")
@@ -240,6 +326,34 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
         of callbacks that were ready, as asyncio's _run_once."""
         self._check_not_hub()
         self._run(True)
+
+    def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
+                               extra: Any = None, server: Any = None) -> Any:
+        if type(sock) is not socket.socket:
+            return super()._make_socket_transport(sock, protocol, waiter, extra=extra,
+                                                  server=server)
+        if _CHECK_FD_IN_MAKE:
+            self._ensure_fd_no_transport(sock)
+        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
+                                 waiter: Any = None, extra: Any = None) -> Any:
+        if type(sock) is not socket.socket:
+            return super()._make_datagram_transport(sock, protocol, address, waiter, extra)
+        if _CHECK_FD_IN_MAKE_DGRAM:
+            self._ensure_fd_no_transport(sock)
+        transport = _DatagramTransport(self, sock, protocol, address, waiter, extra)
+        # set before the reader can fire: the constructor only schedules add_reader
+        transport._evloop_view = self._dgram_buffer()
+        return transport
+
+    def _dgram_buffer(self) -> memoryview:
+        """The buffer this loop's datagram transports receive into (made on first use)."""
+        view = self.__dict__.get("_evloop_dgram_view")
+        if view is None:
+            view = memoryview(bytearray(selector_events._SelectorDatagramTransport.max_size))
+            self.__dict__["_evloop_dgram_view"] = view
+        return view
 
     def _process_events(self, event_list: Any) -> None:
         raise RuntimeError("evloop.aio dispatches I/O events in C; nothing to process")

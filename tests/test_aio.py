@@ -609,6 +609,154 @@ def test_streams_echo_server_with_many_clients(loop):
     assert results == [[b"CLIENT %d LINE %d\n" % (i, k) for k in range(20)] for i in range(10)]
 
 
+def test_socket_transport_reads_through_the_scratch_buffer(loop):
+    # evloop.aio's socket transport reads with core._recv (no 256 KiB allocation per
+    # read): checksummed data in both directions, concurrent connections (one shared
+    # buffer), flow control, EOF and a reset peer must behave as with asyncio's own
+    import hashlib
+    import random
+    rng = random.Random(7)
+    payloads = [rng.randbytes(rng.choice([1, 1000, 65536, 300_000, 2_000_000]))
+                for _ in range(12)]
+
+    class Sink(asyncio.Protocol):
+        def __init__(self):
+            self.chunks, self.done = [], loop.create_future()
+            self.paused_once = False
+
+        def connection_made(self, transport):
+            self.transport = transport
+            assert type(transport) is evloop.aio._SocketTransport
+
+        def data_received(self, data):
+            assert isinstance(data, bytes) and 0 < len(data) <= 256 * 1024
+            self.chunks.append(data)
+            if not self.paused_once:           # pause, then resume from a callback
+                self.paused_once = True
+                self.transport.pause_reading()
+                assert not self.transport.is_reading()
+                loop.call_later(0.01, self.transport.resume_reading)
+
+        def eof_received(self):
+            self.done.set_result(b"".join(self.chunks))
+
+    async def one(port, payload):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        writer.write_eof()
+        echoed = await reader.read()           # the server echoes back through a stream
+        writer.close()
+        await writer.wait_closed()
+        return echoed
+
+    async def main():
+        sinks = []
+
+        async def echo(reader, writer):
+            data = await reader.read()
+            writer.write(data)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        echoed = await asyncio.gather(*[one(port, p) for p in payloads])
+        server.close()
+        await server.wait_closed()
+        # a protocol (not a stream) receiving 2 MB: pause/resume, eof_received
+        lsock = socket.create_server(("127.0.0.1", 0))
+        conn_sock = socket.create_connection(lsock.getsockname())
+        peer, _ = lsock.accept()
+        lsock.close()
+        sink = Sink()
+        sinks.append(sink)
+        transport, _ = await loop.connect_accepted_socket(lambda: sink, peer)
+        big = payloads[-1] * 3
+        await loop.sock_sendall(conn_sock, big)
+        conn_sock.shutdown(socket.SHUT_WR)
+        got = await asyncio.wait_for(sink.done, 30)
+        transport.close()
+        conn_sock.close()
+        return echoed, got, big
+
+    echoed, got, big = run(loop, main(), timeout=60)
+    assert [hashlib.sha256(e).digest() for e in echoed] == \
+        [hashlib.sha256(p).digest() for p in payloads]
+    assert hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+
+
+def test_socket_transport_peer_reset_and_socket_subclasses(loop):
+    lost = []
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def connection_lost(self, exc):
+            lost.append(exc)
+
+    class MySocket(socket.socket):
+        pass
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(lsock.getsockname())
+        peer, _ = lsock.accept()
+        transport, proto = await loop.connect_accepted_socket(Proto, peer)
+        assert type(transport) is evloop.aio._SocketTransport
+        # the peer resets: the read fails with ECONNRESET, connection_lost gets it
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        client.close()
+        for _ in range(200):
+            if lost:
+                break
+            await asyncio.sleep(0.01)
+        # a socket subclass may have its own recv: asyncio's own transport class
+        a, b = socket.socketpair()
+        sub = MySocket(fileno=a.detach())
+        t2, _ = await loop.connect_accepted_socket(asyncio.Protocol, sub)
+        kind = type(t2)
+        t2.close()
+        b.close()
+        lsock.close()
+        return kind
+
+    kind = run(loop, main())
+    assert len(lost) == 1 and isinstance(lost[0], ConnectionResetError), lost
+    assert kind is not evloop.aio._SocketTransport
+    assert issubclass(evloop.aio._SocketTransport, kind)
+
+
+def test_core_recv_bad_input_and_edges():
+    # core._recv: the transport's read; one non-blocking recv, errors as sock.recv's
+    a, b = socket.socketpair()
+    try:
+        with pytest.raises(BlockingIOError):
+            core._recv(a, 256 * 1024)          # a is in blocking mode: MSG_DONTWAIT
+        assert core._recv(a, 0) == b""
+        b.sendall(b"x" * 100_000)
+        got = b""
+        while len(got) < 100_000:
+            got += core._recv(a, 1000)          # small: a bytes object of its own
+        b.sendall(b"y" * 5000)
+        assert core._recv(a, 4 << 20) == b"y" * 5000   # above the scratch buffer
+        with pytest.raises(ValueError, match="negative"):
+            core._recv(a, -1)
+        with pytest.raises(TypeError):
+            core._recv(a, "10")
+        with pytest.raises(TypeError):
+            core._recv(a)
+        with pytest.raises(AttributeError):
+            core._recv(object(), 10)
+        b.close()
+        assert core._recv(a, 256 * 1024) == b""        # EOF
+    finally:
+        a.close()
+    with pytest.raises(OSError) as info:
+        core._recv(a, 10)                       # closed: fileno() is -1
+    assert info.value.errno == errno.EBADF
+
+
 def test_unix_socket_server(loop, tmp_path):
     path = str(tmp_path / "sock")
 
@@ -654,6 +802,62 @@ def test_datagram_endpoint(loop):
         return data
 
     assert run(loop, main()) == b"cba"
+
+
+def test_datagram_transport_receives_into_the_loop_buffer(loop):
+    # evloop.aio's datagram transport receives into a buffer the loop reuses and copies
+    # each datagram out: every size arrives intact and distinct (no datagram sees a later
+    # one's bytes), a max_size above the buffer falls back to recvfrom, and an ICMP error
+    # reaches error_received as with asyncio's transport
+    sizes = [0, 1, 512, 1472, 9000, 65507] * 3
+    got, errors = [], []
+
+    class Collect(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.append(data)
+
+        def error_received(self, exc):
+            errors.append(exc)
+
+    async def main():
+        server, _ = await loop.create_datagram_endpoint(Collect, local_addr=("127.0.0.1", 0))
+        assert type(server) is evloop.aio._DatagramTransport
+        addr = server.get_extra_info("sockname")
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        payloads = [os.urandom(n) for n in sizes]
+        for i, p in enumerate(payloads):
+            sender.sendto(p, addr)              # one at a time: no receive-buffer drops
+            for _ in range(500):
+                if len(got) > i:
+                    break
+                await asyncio.sleep(0.001)
+        # a transport whose max_size exceeds the loop's buffer: asyncio's recvfrom path
+        server.max_size = 1 << 20
+        sender.sendto(b"after", addr)
+        for _ in range(500):
+            if len(got) == len(payloads) + 1:
+                break
+            await asyncio.sleep(0.01)
+        server.close()
+        # a connected endpoint sending to a closed port gets ECONNREFUSED in error_received
+        dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dead.bind(("127.0.0.1", 0))
+        dead_addr = dead.getsockname()
+        dead.close()
+        client, _ = await loop.create_datagram_endpoint(Collect, remote_addr=dead_addr)
+        client.sendto(b"nobody")
+        for _ in range(500):
+            if errors:
+                break
+            await asyncio.sleep(0.01)
+        client.close()
+        sender.close()
+        return payloads
+
+    payloads = run(loop, main(), timeout=30)
+    assert got == payloads + [b"after"]
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionRefusedError), errors
 
 
 # ------------------------------------------------------------------------------------

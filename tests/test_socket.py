@@ -356,6 +356,32 @@ def test_many_greenlets_blocked_in_recv_on_different_sockets(closing):
     assert [g.value for g in reversed(glets)] == [b"%d" % i for i in range(20)]
 
 
+def test_large_recv_sizes_share_one_scratch_buffer_safely(closing):
+    # recv(n) for 32 KiB < n <= 256 KiB goes through one process-wide scratch buffer (no
+    # n-byte allocation per call): greenlets blocked in such recvs on different sockets,
+    # woken in any order, each get exactly their own bytes; flags and sizes outside that
+    # range keep CPython's direct path
+    pairs = [closing(*evsocket.socketpair()) for _ in range(8)]
+    sizes = [65536, 100_000, 256 * 1024, 40_000, 256 * 1024 + 1, 4 << 20, 32 * 1024 + 1,
+             1 << 20]
+    glets = [closing(evloop.spawn(a.recv, n)) for (a, _), n in zip(pairs, sizes)]
+    sleep(0.01)
+    assert not any(g.dead for g in glets)
+    payloads = [os.urandom(1 + i * 4001) for i in range(len(pairs))]  # each < its size
+    for (_, b), data in reversed(list(zip(pairs, payloads))):
+        b.sendall(data)
+        sleep(0)
+    evloop.joinall(glets, timeout=10, raise_error=True)
+    assert [g.value for g in glets] == payloads
+    a, b = pairs[0]
+    b.sendall(b"peeked")
+    assert a.recv(65536, evsocket.MSG_PEEK) == b"peeked"
+    assert a.recv(65536) == b"peeked"
+    big = os.urandom(3 << 20)
+    evloop.spawn(b.sendall, big)
+    assert hashlib.sha256(recv_exactly(a, len(big))).digest() == hashlib.sha256(big).digest()
+
+
 # -------------------------------------------------------------------------------------
 # makefile
 # -------------------------------------------------------------------------------------
