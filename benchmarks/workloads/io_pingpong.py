@@ -16,7 +16,7 @@ IMPLS = HUB_IMPLS
 N = 100_000
 
 
-def green(api, n=N, idle_pairs=0):
+def green(api, n=N, idle_pairs=0, bufsize=1):
     socketpair = api.socket.socketpair
     idle = [socketpair() for _ in range(idle_pairs)]
     # one greenlet blocked in recv on each idle socket (never woken: nothing is written)
@@ -26,13 +26,13 @@ def green(api, n=N, idle_pairs=0):
     def echo():
         recv, sendall = b.recv, b.sendall
         for _ in range(n):
-            sendall(recv(1))
+            sendall(recv(bufsize))
 
     def ping():
         recv, sendall = a.recv, a.sendall
         for _ in range(n):
             sendall(b"x")
-            if recv(1) != b"x":
+            if recv(bufsize) != b"x":
                 raise AssertionError("bad echo")
 
     echoer = api.spawn(echo)
