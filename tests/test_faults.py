@@ -390,7 +390,9 @@ def child_checks(where, main_thread):
                 assert "did not survive fork" in str(exc), exc
     # (forked by a pool thread, the child's only thread is that one: the main thread's
     # hub and greenlets are not there to run, and this thread got a hub of its own)
-    print("child", where, "ok", file=sys.stderr, flush=True)
+    # one write() per line: the children run at once and share stderr, and print() makes
+    # separate writes for the text and the newline, which interleave between processes
+    os.write(2, ("child %s ok\n" % where).encode())
 
 def fork_and_check(where, main_thread=True):
     sys.stdout.flush(); sys.stderr.flush()
