@@ -510,6 +510,11 @@ def test_many_threads_call_the_thread_safe_apis_at_once():
     finally:
         for th in threads:
             th.join(60)
+        evloop.sleep(0.01)          # a send after the last poll: one more iteration
+        # seen failing once (2026-12-07, full suite, not reproduced in 30 runs since):
+        # the async watcher had never run; what it looked like then, for the report
+        asy_state = (f"async active={asy.active} pending={asy.pending} "
+                     f"loop pendingcnt={loop.pendingcnt} iteration={loop.iteration}")
         asy.stop()
         a.close()
         b.close()
@@ -518,7 +523,8 @@ def test_many_threads_call_the_thread_safe_apis_at_once():
     per = greenlets[0].value
     assert all(per[t] == list(range(rounds)) for t in range(threads_n))
     assert all(seen[t] == list(range(rounds)) for t in range(threads_n))
-    assert greenlets[1].value and greenlets[2].value and wakeups
+    assert greenlets[1].value and greenlets[2].value
+    assert wakeups, asy_state
     assert [g.value for g in greenlets[3 + threads_n:]] == list(range(threads_n))
     assert sem.counter == 0 and q.qsize() == 0
 
