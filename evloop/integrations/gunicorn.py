@@ -44,7 +44,8 @@ __all__ = ["Worker"]
 # gunicorn's code reloader (--reload only) derives from the original threading.Thread,
 # so it keeps being a real thread that watches files while the loop serves.
 _GUNICORN_INTERNALS = frozenset({
-    "gunicorn.reloader.ReloaderBase (subclass of threading.Thread)",
+    "gunicorn.reloader.ReloaderBase (subclass of threading.Thread)",  # gunicorn 27
+    "gunicorn.reloader.Reloader (subclass of threading.Thread)",  # gunicorn 23 (the one for 3.9)
 })
 
 
