@@ -52,6 +52,19 @@ def _thread_main_greenlet() -> greenlet:
     return g
 
 
+
+def _traceback_without_source(type: Any, value: Any, tb: Any, why: BaseException) -> str:
+    """A traceback report that reads no source files: file, line and function per frame,
+    then the exception."""
+    lines = ["Traceback (most recent call last; source lines unavailable: "
+             f"{why.__class__.__name__}):\n"]
+    for frame, lineno in traceback.walk_tb(tb):
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+    lines.extend(traceback.format_exception_only(type, value))
+    return "".join(lines)
+
+
 class Hub(greenlet):
     """The greenlet that runs a thread's event loop.
 
@@ -173,7 +186,13 @@ class Hub(greenlet):
         if stream is None:
             return
         try:
-            traceback.print_exception(type, value, tb, file=stream)
+            try:
+                traceback.print_exception(type, value, tb, file=stream)
+            except Exception as exc:  # noqa: BLE001
+                # formatting can fail where the error happened: out of fds (EMFILE),
+                # CPython 3.13.0's linecache raises reading the source lines. Report the
+                # frames and the exception without them rather than nothing.
+                stream.write(_traceback_without_source(type, value, tb, exc))
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             stream.write(f"{when} {self._describe(context)} failed with "
                          f"{getattr(type, '__name__', type)}\n\n")

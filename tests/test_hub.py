@@ -716,6 +716,34 @@ def test_exception_in_a_timer_callback_is_reported(errors):
     assert "timer-failure" in errors.getvalue()
 
 
+def test_error_report_survives_unreadable_source_lines(errors, monkeypatch):
+    # out of fds (EMFILE), CPython 3.13.0's linecache raises while the traceback module
+    # reads source lines: the report must still name the frames and the exception
+    import linecache
+
+    def no_fds(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(linecache, "getline", no_fds)
+    monkeypatch.setattr(linecache, "getlines", no_fds)
+    monkeypatch.setattr(linecache, "updatecache", no_fds)
+    monkeypatch.setattr(linecache, "checkcache", no_fds)
+    ran = []
+
+    def failing_callback():
+        raise KeyError("callback-failure")
+
+    get_hub().loop.run_callback(failing_callback)
+    get_hub().loop.run_callback(ran.append, "next")
+    evloop.sleep(0.01)
+    monkeypatch.undo()
+    text = errors.getvalue()
+    assert ran == ["next"]
+    assert "source lines unavailable: OSError" in text, text
+    assert "in failing_callback" in text and "KeyError: 'callback-failure'" in text, text
+    assert "failed with KeyError" in text, text
+
+
 def test_greenlet_exit_is_not_printed(errors):
     g = evloop.spawn(evloop.sleep, LONG)
     evloop.sleep(0)
