@@ -48,6 +48,7 @@ import errno as _errno
 import operator as _operator
 import os as _os
 import select as __select__
+import sys as _sys
 from typing import (Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union,
                     runtime_checkable)
 
@@ -109,6 +110,9 @@ _POLL_DEFAULT_MASK = POLLIN | POLLPRI | POLLOUT
 _C_INT_MAX = 2 ** 31 - 1
 # _PyTime_t counts nanoseconds in a signed 64-bit integer
 _MAX_SECONDS = (2 ** 63 - 1) / 1e9
+# the stdlib's overflow message names that C type, public (and renamed) from 3.13
+_PYTIME_OVERFLOW = ("timestamp too large to convert to C "
+                    + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
 _MAX_MILLISECONDS = _C_INT_MAX
 
 _WOKEN_BY_IO = object()
@@ -158,7 +162,7 @@ def _select_timeout(timeout: Any) -> Optional[float]:
         except TypeError:
             raise TypeError("timeout must be a float or None") from None
         if not -_MAX_SECONDS < timeout < _MAX_SECONDS:
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+            raise OverflowError(_PYTIME_OVERFLOW)
     if timeout < 0:
         raise ValueError("timeout must be non-negative")
     return float(timeout)
@@ -180,7 +184,7 @@ def _poll_timeout(timeout: Any) -> Optional[float]:
         except TypeError:
             raise TypeError("timeout must be an integer or None") from None
         if not -_MAX_SECONDS * 1e3 < timeout < _MAX_SECONDS * 1e3:
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+            raise OverflowError(_PYTIME_OVERFLOW)
     if not -_MAX_MILLISECONDS - 1 <= timeout <= _MAX_MILLISECONDS:
         raise OverflowError("timeout is too large")
     if timeout < 0:
