@@ -264,12 +264,37 @@ evloop_release_cb(struct ev_loop *l)
     self->tstate = PyEval_SaveThread();
 }
 
+/* The interpreter's main thread (the one that finalizes it), recorded at import. */
+static unsigned long evloop_main_thread = 0;
+
+static int
+evloop_interpreter_finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
 static void
 evloop_acquire_cb(struct ev_loop *l)
 {
     EvLoop *self = (EvLoop *)ev_userdata(l);
     /* errno carries the poll's result back to libev; Python code must not clobber it */
     int saved_errno = errno;
+    /* A (daemon) thread whose poll returns while the main thread finalizes the
+     * interpreter: PyEval_RestoreThread would end it with pthread_exit(), and the thread's
+     * exit runs greenlet's thread-local destructors, which free that thread's greenlet
+     * state while the finalizing thread's garbage collector traverses those greenlets:
+     * CPython 3.13 crashed (SIGSEGV in green_traverse) at most exits that left a thread
+     * in its hub. Such a thread can never run Python code again; it waits here, without
+     * the GIL, until the process exits (what CPython 3.14 itself does with these threads). */
+    if (evloop_main_thread != 0 && evloop_interpreter_finalizing()
+        && PyThread_get_thread_ident() != evloop_main_thread) {
+        for (;;)
+            pause();
+    }
     PyEval_RestoreThread(self->tstate);
     self->tstate = NULL;
     /* A signal with a Python handler (SIGINT -> KeyboardInterrupt) interrupted the poll
@@ -3576,8 +3601,23 @@ evloop_bootstrap(void)
     Py_DECREF(m);
     ev_set_syserr_cb(evloop_syserr_cb);
     evloop_install_arena_cache();
+    {
+        /* threading.main_thread().ident: evloop may be imported in any thread */
+        PyObject *threading = PyImport_ImportModule("threading");
+        PyObject *main = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+        PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
+        if (ident != NULL)
+            evloop_main_thread = PyLong_AsUnsignedLong(ident);
+        Py_XDECREF(ident);
+        Py_XDECREF(main);
+        Py_XDECREF(threading);
+        if (PyErr_Occurred())
+            goto fail_after_publish;
+    }
     done = 1;
     return 0;
+fail_after_publish:
+    return -1;
 fail:
     Py_DECREF(m);
     return -1;
