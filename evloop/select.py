@@ -49,6 +49,7 @@ import operator as _operator
 import os as _os
 import select as __select__
 import sys as _sys
+import warnings as _warnings
 from typing import (Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union,
                     runtime_checkable)
 
@@ -110,9 +111,27 @@ _POLL_DEFAULT_MASK = POLLIN | POLLPRI | POLLOUT
 _C_INT_MAX = 2 ** 31 - 1
 # _PyTime_t counts nanoseconds in a signed 64-bit integer
 _MAX_SECONDS = (2 ** 63 - 1) / 1e9
-# the stdlib's overflow message names that C type, public (and renamed) from 3.13
+# the stdlib's overflow message names that C type, public (and renamed) from 3.13; a
+# float out of range has its own message from 3.11 on
 _PYTIME_OVERFLOW = ("timestamp too large to convert to C "
                     + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
+_FLOAT_OVERFLOW = ("timestamp out of range for platform time_t"
+                   if _sys.version_info >= (3, 11) else _PYTIME_OVERFLOW)
+
+
+def _as_integer(timeout: Any, message: str) -> int:
+    """``timeout`` as the stdlib's C conversion takes a non-float: ``__index__``, and on
+    CPython 3.9 also ``__int__`` (with its DeprecationWarning); else TypeError(message)."""
+    try:
+        return _operator.index(timeout)
+    except TypeError:
+        if _sys.version_info < (3, 10) and hasattr(type(timeout), "__int__"):
+            _warnings.warn(
+                f"an integer is required (got type {type(timeout).__name__}).  Implicit "
+                "conversion to integers using __int__ is deprecated, and may be removed "
+                "in a future version of Python.", DeprecationWarning, stacklevel=4)
+            return int(timeout)
+        raise TypeError(message) from None
 _MAX_MILLISECONDS = _C_INT_MAX
 
 _WOKEN_BY_IO = object()
@@ -155,12 +174,9 @@ def _select_timeout(timeout: Any) -> Optional[float]:
         if timeout != timeout:
             raise ValueError("Invalid value NaN (not a number)")
         if not -_MAX_SECONDS < timeout < _MAX_SECONDS:
-            raise OverflowError("timestamp out of range for platform time_t")
+            raise OverflowError(_FLOAT_OVERFLOW)
     else:
-        try:
-            timeout = _operator.index(timeout)
-        except TypeError:
-            raise TypeError("timeout must be a float or None") from None
+        timeout = _as_integer(timeout, "timeout must be a float or None")
         if not -_MAX_SECONDS < timeout < _MAX_SECONDS:
             raise OverflowError(_PYTIME_OVERFLOW)
     if timeout < 0:
@@ -177,12 +193,9 @@ def _poll_timeout(timeout: Any) -> Optional[float]:
         if timeout != timeout:
             raise ValueError("Invalid value NaN (not a number)")
         if not -_MAX_SECONDS * 1e3 < timeout < _MAX_SECONDS * 1e3:
-            raise OverflowError("timestamp out of range for platform time_t")
+            raise OverflowError(_FLOAT_OVERFLOW)
     else:
-        try:
-            timeout = _operator.index(timeout)
-        except TypeError:
-            raise TypeError("timeout must be an integer or None") from None
+        timeout = _as_integer(timeout, "timeout must be an integer or None")
         if not -_MAX_SECONDS * 1e3 < timeout < _MAX_SECONDS * 1e3:
             raise OverflowError(_PYTIME_OVERFLOW)
     if not -_MAX_MILLISECONDS - 1 <= timeout <= _MAX_MILLISECONDS:

@@ -11,6 +11,7 @@ import resource
 import select as stdlib_select
 import selectors as stdlib_selectors
 import socket
+import sys
 import threading
 import time
 
@@ -237,7 +238,9 @@ def test_select_zero_timeout_yields(pair):
     decimal.Decimal("0.01"), [], object()])
 def test_select_bad_timeout_like_stdlib(timeout):
     expected = raised(stdlib_select.select, [], [], [], timeout)
-    assert expected is not None
+    # CPython 3.9 still takes a Decimal through __int__ (with a DeprecationWarning)
+    assert expected is not None or (sys.version_info < (3, 10)
+                                    and isinstance(timeout, decimal.Decimal))
     assert raised(evselect.select, [], [], [], timeout) == expected
 
 
@@ -545,7 +548,9 @@ def test_poll_registration_errors_like_stdlib(pair):
     float("nan"), 1e300, 2 ** 70, 2 ** 31, -2 ** 40, "1", decimal.Decimal("1"), []])
 def test_poll_bad_timeout_like_stdlib(timeout):
     expected = raised(stdlib_select.poll().poll, timeout)
-    assert expected is not None
+    # CPython 3.9 still takes a Decimal through __int__ (with a DeprecationWarning)
+    assert expected is not None or (sys.version_info < (3, 10)
+                                    and isinstance(timeout, decimal.Decimal))
     assert raised(evselect.poll().poll, timeout) == expected
 
 
