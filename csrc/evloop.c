@@ -256,16 +256,25 @@ evloop_get_double(PyObject *obj, const char *what, double *out)
 /* ------------------------------------------------------------------------------------ */
 /* GIL around the poll                                                                    */
 
-static void
-evloop_release_cb(struct ev_loop *l)
-{
-    EvLoop *self = (EvLoop *)ev_userdata(l);
-    self->in_poll = 1;
-    self->tstate = PyEval_SaveThread();
-}
-
-/* The interpreter's main thread (the one that finalizes it), recorded at import. */
-static unsigned long evloop_main_thread = 0;
+/* Threads left in their hubs when the interpreter exits.
+ *
+ * At exit, CPython ends each remaining (daemon) thread when it next takes the GIL, with
+ * pthread_exit(). For a thread that has greenlets, that exit runs greenlet's thread-local
+ * destructors, which free the thread's greenlet state while the exiting main thread's
+ * garbage collector traverses those greenlets: SIGSEGV in green_traverse (core dumps, on
+ * CPython 3.11 and 3.13; most exits on 3.13 that left a thread in its hub).
+ *
+ * So such threads never take the GIL again once the exit has begun. An atexit handler
+ * (evloop.hub registers _park_hub_threads; it runs after non-daemon threads were joined
+ * and before finalization) sets evloop_parking, wakes every loop running in another
+ * thread, and waits, without the GIL and for at most a moment, until their threads have
+ * parked: in this file's poll callbacks, at the poll's start (after releasing the GIL)
+ * or end (before taking it back), a thread then waits in pause() until the process exits
+ * (CPython 3.14 itself parks daemon threads in the same way). A thread busy in Python
+ * code, not in its hub, at that moment is not covered. */
+static unsigned long evloop_main_thread = 0; /* threading.main_thread(); reset in a fork child */
+static volatile int evloop_parking = 0;
+static volatile int evloop_parked = 0;
 
 static int
 evloop_interpreter_finalizing(void)
@@ -277,24 +286,34 @@ evloop_interpreter_finalizing(void)
 #endif
 }
 
+/* Called without the GIL from the poll callbacks. */
+static void
+evloop_park_if_exiting(void)
+{
+    if ((evloop_parking || evloop_interpreter_finalizing()) && evloop_main_thread != 0
+        && PyThread_get_thread_ident() != evloop_main_thread) {
+        __atomic_add_fetch(&evloop_parked, 1, __ATOMIC_SEQ_CST);
+        for (;;)
+            pause();
+    }
+}
+
+static void
+evloop_release_cb(struct ev_loop *l)
+{
+    EvLoop *self = (EvLoop *)ev_userdata(l);
+    self->in_poll = 1;
+    self->tstate = PyEval_SaveThread();
+    evloop_park_if_exiting();
+}
+
 static void
 evloop_acquire_cb(struct ev_loop *l)
 {
     EvLoop *self = (EvLoop *)ev_userdata(l);
     /* errno carries the poll's result back to libev; Python code must not clobber it */
     int saved_errno = errno;
-    /* A (daemon) thread whose poll returns while the main thread finalizes the
-     * interpreter: PyEval_RestoreThread would end it with pthread_exit(), and the thread's
-     * exit runs greenlet's thread-local destructors, which free that thread's greenlet
-     * state while the finalizing thread's garbage collector traverses those greenlets:
-     * CPython 3.13 crashed (SIGSEGV in green_traverse) at most exits that left a thread
-     * in its hub. Such a thread can never run Python code again; it waits here, without
-     * the GIL, until the process exits (what CPython 3.14 itself does with these threads). */
-    if (evloop_main_thread != 0 && evloop_interpreter_finalizing()
-        && PyThread_get_thread_ident() != evloop_main_thread) {
-        for (;;)
-            pause();
-    }
+    evloop_park_if_exiting();
     PyEval_RestoreThread(self->tstate);
     self->tstate = NULL;
     /* A signal with a Python handler (SIGINT -> KeyboardInterrupt) interrupted the poll
@@ -3315,10 +3334,41 @@ mod_time(PyObject *m, PyObject *unused)
 
 /* os.register_at_fork(after_in_child=...) calls this: every loop inherited by the child
  * shares its epoll fd and wake-up fd with the parent until reinitialised. */
+/* _park_hub_threads(timeout): the atexit handler described with evloop_park_if_exiting. */
+static PyObject *
+mod_park_hub_threads(PyObject *m, PyObject *timeoutobj)
+{
+    double timeout, deadline;
+    unsigned long me = PyThread_get_thread_ident();
+    int others = 0;
+    if (evloop_get_double(timeoutobj, "timeout", &timeout) < 0)
+        return NULL;
+    evloop_parking = 1;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (EvLoop *l = evloop_live; l; l = l->live_next) {
+        if (l->ev != NULL && l->run_depth > 0 && l->running_thread != me) {
+            others++;
+            ev_async_send(l->ev, &l->cb_async); /* out of its poll, into the parking */
+        }
+    }
+    if (others == 0)
+        return PyLong_FromLong(0);
+    deadline = ev_time() + timeout;
+    Py_BEGIN_ALLOW_THREADS
+    while (__atomic_load_n(&evloop_parked, __ATOMIC_SEQ_CST) < others && ev_time() < deadline)
+        usleep(200);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(__atomic_load_n(&evloop_parked, __ATOMIC_SEQ_CST));
+}
+
 static PyObject *
 mod_after_fork_child(PyObject *m, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident(); /* pthread_self: the same in the child */
+    /* the forking thread is the child's only thread, and its main one */
+    evloop_main_thread = me;
+    evloop_parking = 0;
+    evloop_parked = 0;
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
         if (l->ev != NULL) {
             ev_loop_fork(l->ev);
@@ -3350,6 +3400,9 @@ static PyMethodDef module_methods[] = {
     {"embeddable_backends", mod_embeddable_backends, METH_NOARGS, NULL},
     {"time", mod_time, METH_NOARGS, "libev's ev_time(): wall-clock time"},
     {"_after_fork_child", mod_after_fork_child, METH_NOARGS, NULL},
+    {"_park_hub_threads", mod_park_hub_threads, METH_O,
+     "_park_hub_threads(timeout): at exit, stop other threads' hubs from taking the GIL "
+     "again; returns how many have parked"},
     {"_hub_wait", (PyCFunction)(void (*)(void))mod_hub_wait, METH_FASTCALL,
      "_hub_wait(hub, watcher): block the current greenlet until the watcher fires"},
     {"_sleep", (PyCFunction)(void (*)(void))mod_hub_sleep, METH_FASTCALL,

@@ -9,6 +9,7 @@ What it must not do: add Python-level wrappers around the hot paths (``start``,
 ``run_callback``, dispatch); anything here runs at import time or on error paths only.
 See docs/core.md for the semantics.
 """
+import atexit as _atexit
 import os as _os
 
 from evloop._ev import lib as _lib
@@ -28,13 +29,19 @@ from evloop._cext import (  # noqa: E402  (the bootstrap above creates this modu
     sleep as _c_sleep, _get_hub_if_exists, _set_hub, SockIO, _io_configure, _new_waiter,
     _greenlet_enter, _greenlet_leave, _greenlets_running,
     AioLoop as _AioLoop, AioHandle as _AioHandle, AioTimerHandle as _AioTimerHandle,
-    _aio_configure, _recv,
+    _aio_configure, _recv, _park_hub_threads,
 )
 
 # A loop inherited through fork shares its epoll and wake-up fds with the parent: mark
 # every live loop for reinitialisation in the child (what ``loop.reinit()`` does).
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_child)
+
+# At exit (after non-daemon threads were joined, before the interpreter is finalized),
+# threads still running an evloop loop stop taking the GIL: CPython would otherwise end
+# them with pthread_exit() under the finalizing garbage collector, which crashes with
+# greenlets (csrc/evloop.c, evloop_park_if_exiting). Waits at most 0.25 s for them.
+_atexit.register(_park_hub_threads, 0.25)
 
 #: Fake event passed by gevent-style code; io watchers started with ``pass_events=True``
 #: receive the real event mask as their first argument instead.
