@@ -1409,11 +1409,11 @@ def test_fork_and_exit_with_another_threads_hub_running():
 
 
 def test_exit_while_daemon_threads_wait_in_their_hubs():
-    # the main thread finalizes the interpreter while daemon threads sit in their hubs'
-    # polls: a thread whose poll returns then must neither run Python code nor exit
-    # under the finalizing garbage collector (CPython 3.13 crashed with SIGSEGV in
-    # greenlet's traverse at most such exits). Several runs: the race needs a poll to
-    # return during finalization.
+    # the main thread finalizes the interpreter while daemon threads sit in their hubs:
+    # CPython ends such a thread with pthread_exit() when it next takes the GIL, under the
+    # finalizing garbage collector, and greenlet's thread-exit cleanup then crashed it
+    # (SIGSEGV in green_traverse: every such exit on 3.11 before evloop parked these
+    # threads at exit). Several runs: the race needs a thread to wake during the exit.
     code = """
         import threading, time, evloop
         def forever(interval):
