@@ -265,33 +265,23 @@ evloop_get_double(PyObject *obj, const char *what, double *out)
  * CPython 3.11 and 3.13; most exits on 3.13 that left a thread in its hub).
  *
  * So such threads never take the GIL again once the exit has begun. An atexit handler
- * (evloop.hub registers _park_hub_threads; it runs after non-daemon threads were joined
+ * (evloop.core registers _park_hub_threads; it runs after non-daemon threads were joined
  * and before finalization) sets evloop_parking, wakes every loop running in another
  * thread, and waits, without the GIL and for at most a moment, until their threads have
  * parked: in this file's poll callbacks, at the poll's start (after releasing the GIL)
  * or end (before taking it back), a thread then waits in pause() until the process exits
  * (CPython 3.14 itself parks daemon threads in the same way). A thread busy in Python
  * code, not in its hub, at that moment is not covered. */
-static unsigned long evloop_main_thread = 0; /* threading.main_thread(); reset in a fork child */
-static volatile int evloop_parking = 0;
+static volatile int evloop_parking = 0;       /* set by the handler, in the exiting thread */
+static unsigned long evloop_parking_thread = 0; /* that thread, which must not park */
 static volatile int evloop_parked = 0;
 
-static int
-evloop_interpreter_finalizing(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return Py_IsFinalizing();
-#else
-    return _Py_IsFinalizing();
-#endif
-}
-
-/* Called without the GIL from the poll callbacks. */
+/* Called without the GIL from the poll callbacks: one load while the process runs. A
+ * loop started in another thread after the handler ran sees the flag too. */
 static void
 evloop_park_if_exiting(void)
 {
-    if ((evloop_parking || evloop_interpreter_finalizing()) && evloop_main_thread != 0
-        && PyThread_get_thread_ident() != evloop_main_thread) {
+    if (evloop_parking && PyThread_get_thread_ident() != evloop_parking_thread) {
         __atomic_add_fetch(&evloop_parked, 1, __ATOMIC_SEQ_CST);
         for (;;)
             pause();
@@ -3332,8 +3322,6 @@ mod_time(PyObject *m, PyObject *unused)
     return PyFloat_FromDouble(ev_time());
 }
 
-/* os.register_at_fork(after_in_child=...) calls this: every loop inherited by the child
- * shares its epoll fd and wake-up fd with the parent until reinitialised. */
 /* _park_hub_threads(timeout): the atexit handler described with evloop_park_if_exiting. */
 static PyObject *
 mod_park_hub_threads(PyObject *m, PyObject *timeoutobj)
@@ -3343,6 +3331,8 @@ mod_park_hub_threads(PyObject *m, PyObject *timeoutobj)
     int others = 0;
     if (evloop_get_double(timeoutobj, "timeout", &timeout) < 0)
         return NULL;
+    evloop_parking_thread = me;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     evloop_parking = 1;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
@@ -3361,13 +3351,13 @@ mod_park_hub_threads(PyObject *m, PyObject *timeoutobj)
     return PyLong_FromLong(__atomic_load_n(&evloop_parked, __ATOMIC_SEQ_CST));
 }
 
+/* os.register_at_fork(after_in_child=...) calls this: every loop inherited by the child
+ * shares its epoll fd and wake-up fd with the parent until reinitialised. */
 static PyObject *
 mod_after_fork_child(PyObject *m, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident(); /* pthread_self: the same in the child */
-    /* the forking thread is the child's only thread, and its main one */
-    evloop_main_thread = me;
-    evloop_parking = 0;
+    evloop_parking = 0;   /* a fork made while exiting: the child's threads start afresh */
     evloop_parked = 0;
     for (EvLoop *l = evloop_live; l; l = l->live_next) {
         if (l->ev != NULL) {
@@ -3654,23 +3644,8 @@ evloop_bootstrap(void)
     Py_DECREF(m);
     ev_set_syserr_cb(evloop_syserr_cb);
     evloop_install_arena_cache();
-    {
-        /* threading.main_thread().ident: evloop may be imported in any thread */
-        PyObject *threading = PyImport_ImportModule("threading");
-        PyObject *main = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
-        PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
-        if (ident != NULL)
-            evloop_main_thread = PyLong_AsUnsignedLong(ident);
-        Py_XDECREF(ident);
-        Py_XDECREF(main);
-        Py_XDECREF(threading);
-        if (PyErr_Occurred())
-            goto fail_after_publish;
-    }
     done = 1;
     return 0;
-fail_after_publish:
-    return -1;
 fail:
     Py_DECREF(m);
     return -1;

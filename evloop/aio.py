@@ -8,10 +8,10 @@ the very loop greenlets wait on, so greenlets and coroutines interleave. Everyth
 the event-loop core (transports, ``sock_*``, ``create_connection``, servers, pipes,
 subprocesses, signal handlers) is asyncio's own selector-loop code, inherited unchanged.
 
-What it must not do: re-implement asyncio's transports or protocols (the socket
-transport's read method is asyncio's own with its ``recv`` call replaced: see
-``_SocketTransport``), or run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets while the asyncio
-loop is stopped; its callbacks wait). Design and limits: docs/asyncio.md.
+What it must not do: re-implement asyncio's transports or protocols (the transports'
+read methods are asyncio's own with the receive call replaced: see ``_SocketTransport``),
+or run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets
+while the asyncio loop is stopped; its callbacks wait). Design and limits: docs/asyncio.md.
 
     import evloop.aio
     evloop.aio.run(main())                         # like asyncio.run / uvloop.run

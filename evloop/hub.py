@@ -52,7 +52,6 @@ def _thread_main_greenlet() -> greenlet:
     return g
 
 
-
 def _traceback_without_source(type: Any, value: Any, tb: Any, why: BaseException) -> str:
     """A traceback report that reads no source files: file, line and function per frame,
     then the exception."""

@@ -111,6 +111,7 @@ _POLL_DEFAULT_MASK = POLLIN | POLLPRI | POLLOUT
 _C_INT_MAX = 2 ** 31 - 1
 # _PyTime_t counts nanoseconds in a signed 64-bit integer
 _MAX_SECONDS = (2 ** 63 - 1) / 1e9
+_MAX_MILLISECONDS = _C_INT_MAX
 # the stdlib's overflow message names that C type, public (and renamed) from 3.13; a
 # float out of range has its own message from 3.11 on
 _PYTIME_OVERFLOW = ("timestamp too large to convert to C "
@@ -132,7 +133,7 @@ def _as_integer(timeout: Any, message: str) -> int:
                 "in a future version of Python.", DeprecationWarning, stacklevel=4)
             return int(timeout)
         raise TypeError(message) from None
-_MAX_MILLISECONDS = _C_INT_MAX
+
 
 _WOKEN_BY_IO = object()
 _WOKEN_BY_TIMER = object()

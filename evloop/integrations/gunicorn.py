@@ -45,7 +45,7 @@ __all__ = ["Worker"]
 # so it keeps being a real thread that watches files while the loop serves.
 _GUNICORN_INTERNALS = frozenset({
     "gunicorn.reloader.ReloaderBase (subclass of threading.Thread)",  # gunicorn 27
-    "gunicorn.reloader.Reloader (subclass of threading.Thread)",  # gunicorn 23 (the one for 3.9)
+    "gunicorn.reloader.Reloader (subclass of threading.Thread)",  # gunicorn 23 (3.9)
 })
 
 
