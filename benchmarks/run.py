@@ -35,11 +35,16 @@ RUN_TIMEOUT = 120  # seconds, per subprocess
 
 @dataclass(frozen=True)
 class Impl:
-    name: str  # passed to the workload as argv[1]
+    name: str  # the impl's name in tables; passed to the workload as argv[1] unless `arg`
     python: str  # interpreter to run the workload with
     module: str  # imported once before the runs, to fail early and clearly
     dist: str  # distribution whose version is reported ("" for the standard library)
     env: dict = field(default_factory=dict)  # added to the environment
+    arg: str = ""  # the workload's impl argument, when not `name` (--before impls)
+
+    @property
+    def workload_impl(self):
+        return self.arg or self.name
 
 
 IMPLS = {
@@ -95,7 +100,7 @@ def probe(impl):
 def run_once(workload, impl, metric="wall"):
     """ops/s of one run (per wall second, or per CPU second of the workload process when
     metric is "cpu" and the workload measured it), or an error string."""
-    cmd = [impl.python, str(WORKLOADS / f"{workload}.py"), impl.name]
+    cmd = [impl.python, str(WORKLOADS / f"{workload}.py"), impl.workload_impl]
     try:
         proc = subprocess.run(cmd, env=environ(impl), cwd=WORKLOADS, capture_output=True,
                               text=True, timeout=RUN_TIMEOUT)
@@ -116,7 +121,7 @@ def measure(workloads, impls, repeat, metric="wall"):
         order = impls[r % len(impls):] + impls[:r % len(impls)]
         for workload, supported in workloads.items():
             for name in order:
-                if name not in supported or (workload, name) in failed:
+                if IMPLS[name].workload_impl not in supported or (workload, name) in failed:
                     continue
                 result = run_once(workload, IMPLS[name], metric)
                 if isinstance(result, str):
@@ -199,6 +204,10 @@ def main():
     parser.add_argument("--only", help="comma-separated workloads (default: all)")
     parser.add_argument("--impls", default=",".join(IMPLS),
                         help="comma-separated implementations (default: %(default)s)")
+    parser.add_argument("--before", metavar="PYTHON",
+                        help="an interpreter with an earlier evloop build installed: adds the "
+                             "impls evloop-before and evloop.aio-before, run interleaved with "
+                             "the rest, and after/before ratio columns")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
     parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                         help="ops per wall-clock second (default), or per CPU second of the "
@@ -206,6 +215,14 @@ def main():
                              "processes on a busy machine; workloads timed by a load "
                              "generator (tcp_echo, urllib100) stay on wall time")
     args = parser.parse_args()
+    if args.before:
+        for name in ("evloop", "evloop.aio"):
+            base = IMPLS[name]
+            IMPLS[f"{name}-before"] = Impl(f"{name}-before", args.before, base.module,
+                                           base.dist, arg=name)
+            BASELINES[name] = BASELINES[name] + (f"{name}-before",)
+        if args.impls == parser.get_default("impls"):
+            args.impls = ",".join(IMPLS)
 
     workloads = discover_workloads()
     if args.only:
