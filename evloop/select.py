@@ -48,8 +48,6 @@ import errno as _errno
 import operator as _operator
 import os as _os
 import select as __select__
-import sys as _sys
-import warnings as _warnings
 from typing import (Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union,
                     runtime_checkable)
 
@@ -109,30 +107,65 @@ _POLL_WRITE_BITS = POLLOUT | POLLWRNORM | POLLWRBAND
 _POLL_DEFAULT_MASK = POLLIN | POLLPRI | POLLOUT
 
 _C_INT_MAX = 2 ** 31 - 1
-# _PyTime_t counts nanoseconds in a signed 64-bit integer
-_MAX_SECONDS = (2 ** 63 - 1) / 1e9
-_MAX_MILLISECONDS = _C_INT_MAX
-# the stdlib's overflow message names that C type, public (and renamed) from 3.13; a
-# float out of range has its own message from 3.11 on
-_PYTIME_OVERFLOW = ("timestamp too large to convert to C "
-                    + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
-_FLOAT_OVERFLOW = ("timestamp out of range for platform time_t"
-                   if _sys.version_info >= (3, 11) else _PYTIME_OVERFLOW)
+
+# Timeouts are converted by the stdlib's own code, so that every CPython's rules and error
+# messages apply as they are on that version (3.15, for one, takes any real number of
+# milliseconds in poll() and clamps what an int cannot hold, where 3.10-3.14 raise
+# OverflowError). Common values take a fast path whose result is the same on every
+# supported version (3.10-3.15); anything else is first handed to the stdlib function with
+# arguments that make it return or raise at once, never wait:
+# * select(): the timeout is converted before the fd lists are read; a list that raises
+#   _TimeoutAccepted when iterated ends the call right after the conversion succeeded.
+# * poll(): a poll object whose only fd is one no process can have open (Linux caps fds
+#   below fs.nr_open <= 2**30; so do the BSDs and macOS) gets POLLNVAL for it from the
+#   kernel at once, whatever the timeout.
+_NEVER_OPEN_FD = _C_INT_MAX
 
 
-def _as_integer(timeout: Any, message: str) -> int:
-    """``timeout`` as the stdlib's C conversion takes a non-float: ``__index__``, and on
-    CPython 3.9 also ``__int__`` (with its DeprecationWarning); else TypeError(message)."""
+class _TimeoutAccepted(Exception):
+    pass
+
+
+class _StopAfterTimeout:
+    def __iter__(self) -> Any:
+        raise _TimeoutAccepted
+
+
+def _as_number(timeout: Any) -> float:
+    """A timeout the stdlib accepted, as a float."""
     try:
-        return _operator.index(timeout)
+        return float(_operator.index(timeout))
     except TypeError:
-        if _sys.version_info < (3, 10) and hasattr(type(timeout), "__int__"):
-            _warnings.warn(
-                f"an integer is required (got type {type(timeout).__name__}).  Implicit "
-                "conversion to integers using __int__ is deprecated, and may be removed "
-                "in a future version of Python.", DeprecationWarning, stacklevel=4)
-            return int(timeout)
-        raise TypeError(message) from None
+        return float(timeout)
+
+
+def _select_timeout(timeout: Any) -> Optional[float]:
+    """``select``'s timeout in seconds, validated as the running stdlib does; None: no
+    limit."""
+    if timeout is None:
+        return None
+    if type(timeout) in (int, float) and 0 <= timeout < 1e9:  # NaN fails the comparison
+        return float(timeout)
+    try:
+        _stdlib_select(_StopAfterTimeout(), [], [], timeout)
+    except _TimeoutAccepted:
+        return _as_number(timeout)
+    raise AssertionError("select() returned without reading its fd lists")
+
+
+def _poll_timeout(timeout: Any) -> Optional[float]:
+    """``poll``'s timeout in milliseconds, validated as the running stdlib does; return
+    seconds, None for no limit (None or negative)."""
+    if timeout is None:
+        return None
+    if not (type(timeout) in (int, float) and -_C_INT_MAX - 1 <= timeout <= _C_INT_MAX):
+        checker = _stdlib_poll()
+        checker.register(_NEVER_OPEN_FD, POLLIN)
+        checker.poll(timeout)
+        timeout = _as_number(timeout)
+    if timeout < 0:
+        return None
+    return timeout / 1000.0
 
 
 _WOKEN_BY_IO = object()
@@ -165,45 +198,6 @@ def _fileno(obj: Any) -> int:
     if fd < 0:
         raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
     return int(fd)
-
-
-def _select_timeout(timeout: Any) -> Optional[float]:
-    """Validate ``select``'s timeout in seconds as the stdlib does; None: no limit."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, float):
-        if timeout != timeout:
-            raise ValueError("Invalid value NaN (not a number)")
-        if not -_MAX_SECONDS < timeout < _MAX_SECONDS:
-            raise OverflowError(_FLOAT_OVERFLOW)
-    else:
-        timeout = _as_integer(timeout, "timeout must be a float or None")
-        if not -_MAX_SECONDS < timeout < _MAX_SECONDS:
-            raise OverflowError(_PYTIME_OVERFLOW)
-    if timeout < 0:
-        raise ValueError("timeout must be non-negative")
-    return float(timeout)
-
-
-def _poll_timeout(timeout: Any) -> Optional[float]:
-    """Validate ``poll``'s timeout in milliseconds as the stdlib does; return seconds,
-    None for no limit (None or negative)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, float):
-        if timeout != timeout:
-            raise ValueError("Invalid value NaN (not a number)")
-        if not -_MAX_SECONDS * 1e3 < timeout < _MAX_SECONDS * 1e3:
-            raise OverflowError(_FLOAT_OVERFLOW)
-    else:
-        timeout = _as_integer(timeout, "timeout must be an integer or None")
-        if not -_MAX_SECONDS * 1e3 < timeout < _MAX_SECONDS * 1e3:
-            raise OverflowError(_PYTIME_OVERFLOW)
-    if not -_MAX_MILLISECONDS - 1 <= timeout <= _MAX_MILLISECONDS:
-        raise OverflowError("timeout is too large")
-    if timeout < 0:
-        return None
-    return timeout / 1000.0
 
 
 def _yield() -> None:
