@@ -498,8 +498,7 @@ _FAULTS = """
         listener.close()
         return client, server_side
 
-    # socket.timeout is TimeoutError from Python 3.10 on
-    TIMEOUT = TimeoutError if sys.version_info >= (3, 10) else socket.timeout
+    TIMEOUT = TimeoutError   # socket.timeout is an alias of it
 
     def expect(exc_types, func, *args):
         try:

@@ -19,7 +19,6 @@ import shutil
 import socket as stdlib_socket
 import ssl as stdlib_ssl
 import subprocess
-import sys
 import time
 
 import pytest
@@ -640,10 +639,6 @@ def test_peer_closing_without_close_notify(certs, closing, suppress):
     if suppress:
         assert client.recv(10) == b""
         assert client.recv_into(bytearray(10)) == 0
-    elif sys.version_info < (3, 10):
-        # CPython 3.9's ssl module (with OpenSSL 3) reports the missing close_notify as
-        # a clean EOF, blocking stdlib sockets included
-        assert client.recv(10) == b""
     else:
         with pytest.raises(stdlib_ssl.SSLEOFError):
             client.recv(10)
