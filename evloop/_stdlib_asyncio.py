@@ -15,10 +15,11 @@ unstable). "3.12+" below means "read on 3.12.1, 3.13.0, 3.14.10 and 3.15.2"; a v
 range always names the first version whose asyncio has the detail, found by reading each
 version's asyncio source, never by inspecting code objects at run time.
 
-What it must not do: hold behaviour of its own (the Loop and its transports live in
-evloop/aio.py), import anything from evloop (it sits under evloop.aio), or detect
-asyncio's behaviour by reading ``__code__``; a detail that differs between versions is
-chosen by ``sys.version_info`` or by ``hasattr`` on the documented object.
+What it must not do: hold evloop's own behaviour (the Loop and its transports live in
+evloop/aio.py; the few functions here do what the running version's asyncio does, no
+more), import anything from evloop (it sits under evloop.aio), or detect asyncio's
+behaviour by reading ``__code__``; a detail that differs between versions is chosen by
+``sys.version_info`` or by ``hasattr`` on the documented object.
 """
 import asyncio
 import sys

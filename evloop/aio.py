@@ -240,10 +240,12 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
     """An asyncio event loop on the libev loop of the current thread's evloop hub.
 
     call_soon, call_later/call_at, time, stop, call_soon_threadsafe and the reader/writer
-    primitives are the C methods of ``evloop.core.AioLoop``; run_forever switches from the
-    calling greenlet into the hub, which runs one batch of ready callbacks after each poll
-    (asyncio's iteration) until stop() is called. Transports, sockets, servers, pipes,
-    subprocesses and signal handlers are asyncio's selector-loop code.
+    primitives are the C methods of ``evloop.core.AioLoop`` (on CPython 3.14+,
+    call_soon_threadsafe makes asyncio's thread-safe handle in Python and queues it through
+    the C method); run_forever switches from the calling greenlet into the hub, which runs
+    one batch of ready callbacks after each poll (asyncio's iteration) until stop() is
+    called. Transports, sockets, servers, pipes, subprocesses and signal handlers are
+    asyncio's selector-loop code.
 
     A loop is bound to the hub of the thread that made it and moves, with its timers and
     readers, to the thread that runs it. run_forever()/run_until_complete() cannot be
