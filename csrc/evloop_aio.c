@@ -1552,16 +1552,21 @@ aio_fd_from(PyObject *obj, int *out)
     return 0;
 }
 
+/* _add_reader/_add_writer(fd, callback, *args, context=None): the context keyword is what
+ * asyncio's transports pass from CPython 3.15 (the Context their callbacks run in); older
+ * asyncio never passes it. */
 static PyObject *
-aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, int d)
+aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int d)
 {
     const char *name = d == AIO_READ ? "_add_reader" : "_add_writer";
     int fd;
-    PyObject *tuple;
+    PyObject *tuple, *context;
     AioHandle *h, *old;
     AioFd *f;
+    if (aio_parse_context(args, nargs, kwnames, name, &context) < 0)
+        return NULL;
     if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError, "%s(fd, callback, *args)", name);
+        PyErr_Format(PyExc_TypeError, "%s(fd, callback, *args, context=None)", name);
         return NULL;
     }
     if (self->closed)
@@ -1579,7 +1584,7 @@ aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, int d)
     tuple = aio_make_args(args + 2, nargs - 2);
     if (tuple == NULL)
         return NULL;
-    h = aio_handle_alloc(&AioHandle_Type, self, args[1], tuple, NULL);
+    h = aio_handle_alloc(&AioHandle_Type, self, args[1], tuple, context);
     if (h == NULL)
         return NULL;
     if (self->debug && aio_handle_debug_init(h) < 0) {
@@ -1615,15 +1620,15 @@ aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, int d)
 }
 
 static PyObject *
-aio_add_reader(AioLoop *self, PyObject *const *args, Py_ssize_t nargs)
+aio_add_reader(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return aio_add_fd(self, args, nargs, AIO_READ);
+    return aio_add_fd(self, args, nargs, kwnames, AIO_READ);
 }
 
 static PyObject *
-aio_add_writer(AioLoop *self, PyObject *const *args, Py_ssize_t nargs)
+aio_add_writer(AioLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return aio_add_fd(self, args, nargs, AIO_WRITE);
+    return aio_add_fd(self, args, nargs, kwnames, AIO_WRITE);
 }
 
 static PyObject *
@@ -2030,10 +2035,10 @@ static PyMethodDef aio_loop_methods[] = {
      "stop(): run_forever() returns after the current batch of callbacks"},
     {"_add_callback", (PyCFunction)aio_add_callback, METH_O, NULL},
     {"_add_callback_signalsafe", (PyCFunction)aio_add_callback_signalsafe, METH_O, NULL},
-    {"_add_reader", (PyCFunction)(void (*)(void))aio_add_reader, METH_FASTCALL,
-     "_add_reader(fd, callback, *args) -> Handle"},
-    {"_add_writer", (PyCFunction)(void (*)(void))aio_add_writer, METH_FASTCALL,
-     "_add_writer(fd, callback, *args) -> Handle"},
+    {"_add_reader", (PyCFunction)(void (*)(void))aio_add_reader, METH_FASTCALL | METH_KEYWORDS,
+     "_add_reader(fd, callback, *args, context=None) -> Handle"},
+    {"_add_writer", (PyCFunction)(void (*)(void))aio_add_writer, METH_FASTCALL | METH_KEYWORDS,
+     "_add_writer(fd, callback, *args, context=None) -> Handle"},
     {"_remove_reader", (PyCFunction)aio_remove_reader, METH_O, NULL},
     {"_remove_writer", (PyCFunction)aio_remove_writer, METH_O, NULL},
     {"_fd_key", (PyCFunction)aio_fd_key, METH_O, NULL},

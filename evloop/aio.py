@@ -10,32 +10,32 @@ subprocesses, signal handlers) is asyncio's own selector-loop code, inherited un
 
 What it must not do: re-implement asyncio's transports or protocols (the transports'
 read methods are asyncio's own with the receive call replaced: see ``_SocketTransport``),
-or run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets
-while the asyncio loop is stopped; its callbacks wait). Design and limits: docs/asyncio.md.
+run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets while
+the asyncio loop is stopped; its callbacks wait), or reach a private name of asyncio other
+than through evloop/_stdlib_asyncio.py, where each is listed with the CPythons it was
+checked on. Design and limits: docs/asyncio.md.
 
     import evloop.aio
     evloop.aio.run(main())                         # like asyncio.run / uvloop.run
-    asyncio.Runner(loop_factory=evloop.aio.new_event_loop)   # Python 3.11+
-    evloop.aio.install()                           # asyncio.new_event_loop() -> Loop
+    asyncio.run(main(), loop_factory=evloop.aio.new_event_loop)   # Python 3.12+
+    asyncio.Runner(loop_factory=evloop.aio.new_event_loop)        # Python 3.11+
 """
 import asyncio
 import collections
+import contextvars
+import logging
 import selectors
 import socket
 import sys
-import threading
 import warnings
 import weakref
-from asyncio import base_events, events, format_helpers, selector_events, unix_events
-import asyncio.futures
-import asyncio.tasks
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Mapping, Optional, TypeVar
+from typing import Any, Awaitable, Deque, Dict, List, Mapping, Optional, TypeVar
 
+from evloop import _stdlib_asyncio as _stdlib
 from evloop import core
 from evloop import hub as _hub  # noqa: F401 - the hub must be configured before a Loop binds
 
-__all__ = ["Loop", "new_event_loop", "run", "EventLoopPolicy", "install", "Handle",
-           "TimerHandle"]
+__all__ = ["Loop", "new_event_loop", "run", "install", "Handle", "TimerHandle"]
 
 _T = TypeVar("_T")
 
@@ -45,9 +45,7 @@ _T = TypeVar("_T")
 Handle = core._AioHandle
 TimerHandle = core._AioTimerHandle
 
-logger = base_events.logger
-# 3.12+: run_forever is split into a setup and a cleanup this loop can call around its core
-_HAVE_RUN_FOREVER_SETUP = hasattr(base_events.BaseEventLoop, "_run_forever_setup")
+logger = logging.getLogger("asyncio")   # asyncio's own logger (asyncio.log.logger)
 
 
 # -- helpers the C core calls (error paths, debug mode, reprs) ----------------------------
@@ -55,7 +53,7 @@ _HAVE_RUN_FOREVER_SETUP = hasattr(base_events.BaseEventLoop, "_run_forever_setup
 def _on_error(loop: "Loop", handle: Any, exc: BaseException, callback: Any,
               args: Any) -> None:
     """A callback raised: the report asyncio's Handle._run makes."""
-    source = format_helpers._format_callback_source(callback, args)
+    source = _stdlib.format_callback_source(callback, args, loop.get_debug())
     context: Dict[str, Any] = {"message": f"Exception in callback {source}",
                                "exception": exc, "handle": handle}
     if handle._source_traceback:
@@ -70,7 +68,9 @@ def _handle_repr(handle: Any) -> str:
     if isinstance(handle, TimerHandle):
         info.append(f"when={handle._when}")
     if handle._callback is not None:
-        info.append(format_helpers._format_callback_source(handle._callback, handle._args))
+        loop = handle._loop
+        info.append(_stdlib.format_callback_source(handle._callback, handle._args,
+                                                   loop is not None and loop.get_debug()))
     if handle._source_traceback:
         frame = handle._source_traceback[-1]
         info.append(f"created at {frame[0]}:{frame[1]}")
@@ -79,13 +79,7 @@ def _handle_repr(handle: Any) -> str:
 
 def _extract_stack() -> Any:
     # called from C: frame 1 is the Python code that called loop.call_soon & co.
-    return format_helpers.extract_stack(sys._getframe(1))
-
-
-def _debug_check(loop: "Loop", callback: Any, method: str, check_thread: bool) -> None:
-    if check_thread:
-        loop._check_thread()
-    loop._check_callback(callback, method)
+    return _stdlib.extract_stack(sys._getframe(1))
 
 
 def _run_debug(loop: "Loop", handle: Any) -> None:
@@ -97,14 +91,14 @@ def _run_debug(loop: "Loop", handle: Any) -> None:
         dt = loop.time() - t0
         if dt >= loop.slow_callback_duration:
             logger.warning("Executing %s took %.3f seconds",
-                           base_events._format_handle(handle), dt)
+                           _stdlib.format_handle(handle), dt)
     finally:
         loop._current_handle = None
 
 
-core._aio_configure(_on_error, _handle_repr, _extract_stack, _debug_check, _run_debug,
-                    asyncio.tasks.__dict__, asyncio.futures.__dict__,
-                    base_events.BaseEventLoop.create_task)
+core._aio_configure(_on_error, _handle_repr, _extract_stack, _stdlib.debug_checks, _run_debug,
+                    _stdlib.TASKS_NAMESPACE, _stdlib.FUTURES_NAMESPACE,
+                    _stdlib.base_create_task)
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
@@ -164,14 +158,14 @@ class _SelectorView(selectors.BaseSelector):
 _recv = core._recv
 
 
-class _SocketTransport(selector_events._SelectorSocketTransport):  # type: ignore[misc, name-defined]
+class _SocketTransport(_stdlib.SocketTransport):  # type: ignore[misc]
     """asyncio's socket transport, reading through ``core._recv``.
 
     asyncio's transport reads with ``sock.recv(256 KiB)``: a 256 KiB allocation per read,
     which glibc serves with mmap/mremap/munmap and page faults however little arrives
     (csrc/evloop_io.c, ``evloop_recv_use_scratch``). ``core._recv`` receives into a
     reused buffer and copies out what arrived. The method below is asyncio's own
-    ``_read_ready__data_received`` (the same in CPython 3.9 to 3.13) with that one call
+    ``_read_ready__data_received`` (the same in CPython 3.10 to 3.15) with that one call
     changed; everything else is asyncio's class. Only exact ``socket.socket`` objects take
     this path (a subclass may have its own recv).
     """
@@ -202,12 +196,12 @@ class _SocketTransport(selector_events._SelectorSocketTransport):  # type: ignor
                 exc, 'Fatal error: protocol.data_received() call failed.')
 
 
-class _DatagramTransport(selector_events._SelectorDatagramTransport):  # type: ignore[misc, name-defined]
+class _DatagramTransport(_stdlib.DatagramTransport):  # type: ignore[misc]
     """asyncio's datagram transport, receiving into the loop's reused buffer.
 
     asyncio's ``_read_ready`` does ``sock.recvfrom(256 KiB)``, the same 256 KiB allocation
     per datagram as the socket transport's reads. This is that method (the same in CPython
-    3.9 to 3.13) with ``recvfrom_into`` a buffer the loop keeps, and the datagram copied
+    3.10 to 3.15) with ``recvfrom_into`` a buffer the loop keeps, and the datagram copied
     out. The buffer is the loop's, so only the loop's thread uses it, and nothing runs
     between the receive and the copy. Exact ``socket.socket`` objects only.
     """
@@ -237,27 +231,21 @@ class _DatagramTransport(selector_events._SelectorDatagramTransport):  # type: i
             self._protocol.datagram_received(data, addr)
 
 
-# Newer CPythons refuse a second transport on an fd in _make_*_transport itself; the
-# overrides below do what the running version's do.
-_CHECK_FD_IN_MAKE = "_ensure_fd_no_transport" in \
-    selector_events.BaseSelectorEventLoop._make_socket_transport.__code__.co_names
-_CHECK_FD_IN_MAKE_DGRAM = "_ensure_fd_no_transport" in \
-    selector_events.BaseSelectorEventLoop._make_datagram_transport.__code__.co_names
-
-
 def _only_empty(value: Any, name: str) -> None:
     if value:
         raise ValueError(f"evloop.aio.Loop keeps {name} in C; it can only be set empty")
 
 
-class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[misc]
+class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, valid-type]
     """An asyncio event loop on the libev loop of the current thread's evloop hub.
 
     call_soon, call_later/call_at, time, stop, call_soon_threadsafe and the reader/writer
-    primitives are the C methods of ``evloop.core.AioLoop``; run_forever switches from the
-    calling greenlet into the hub, which runs one batch of ready callbacks after each poll
-    (asyncio's iteration) until stop() is called. Transports, sockets, servers, pipes,
-    subprocesses and signal handlers are asyncio's selector-loop code.
+    primitives are the C methods of ``evloop.core.AioLoop`` (on CPython 3.14+,
+    call_soon_threadsafe makes asyncio's thread-safe handle in Python and queues it through
+    the C method); run_forever switches from the calling greenlet into the hub, which runs
+    one batch of ready callbacks after each poll (asyncio's iteration) until stop() is
+    called. Transports, sockets, servers, pipes, subprocesses and signal handlers are
+    asyncio's selector-loop code.
 
     A loop is bound to the hub of the thread that made it and moves, with its timers and
     readers, to the thread that runs it. run_forever()/run_until_complete() cannot be
@@ -269,7 +257,7 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
         # selector, they make no poller of their own. They also make asyncio's self-pipe:
         # signal.set_wakeup_fd() writes signal numbers to it, and its reader (a libev io
         # watcher) runs the handlers added by add_signal_handler().
-        unix_events._UnixSelectorEventLoop.__init__(self, selector=_SelectorView(self))
+        asyncio.SelectorEventLoop.__init__(self, selector=_SelectorView(self))
 
     # -- views of the C state, for code that inspects asyncio's internals ----------------
 
@@ -297,29 +285,33 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
         """Run until stop() is called: the calling greenlet waits while the hub runs the
         loop's callbacks (and everything else on the hub's libev loop)."""
         self._check_not_hub()
-        if _HAVE_RUN_FOREVER_SETUP:
-            self._run_forever_setup()
-            try:
-                self._run(False)
-            finally:
-                self._run_forever_cleanup()
-            return
-        self._check_closed()
-        self._check_running()
-        self._set_coroutine_origin_tracking(self._debug)
-        old_agen_hooks = sys.get_asyncgen_hooks()
+        _stdlib.run_forever_setup(self)
         try:
-            self._thread_id = threading.get_ident()
-            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
-                                   finalizer=self._asyncgen_finalizer_hook)
-            events._set_running_loop(self)
             self._run(False)
         finally:
-            self._stopping = False
-            self._thread_id = None
-            events._set_running_loop(None)
-            self._set_coroutine_origin_tracking(False)
-            sys.set_asyncgen_hooks(*old_agen_hooks)
+            _stdlib.run_forever_cleanup(self)
+
+    if _stdlib.ThreadSafeHandle is not None:
+        def call_soon_threadsafe(self, callback: Any, *args: Any,
+                                 context: Optional[contextvars.Context] = None) -> Any:
+            """Like call_soon(), from any thread. CPython 3.14+: returns asyncio's own
+            thread-safe handle (cancel()/cancelled() from another thread wait while its
+            callback runs), whose _run() the C core queues and runs."""
+            if context is not None and type(context) is not contextvars.Context:
+                raise TypeError(f"context must be a contextvars.Context, not "
+                                f"{type(context).__name__}")
+            if self.is_closed():
+                raise RuntimeError("Event loop is closed")
+            if self.get_debug():
+                _stdlib.debug_checks(self, callback, "call_soon_threadsafe", False)
+            if not callable(callback):
+                raise TypeError(f"a callable object was expected by call_soon_threadsafe(), "
+                                f"got {callback!r}")
+            handle = _stdlib.ThreadSafeHandle(callback, args, self, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
+            core._AioLoop.call_soon_threadsafe(self, handle._run)
+            return handle
 
     def _run_once(self) -> None:
         """One iteration: poll (blocking unless callbacks are ready), then run the batch
@@ -327,22 +319,23 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
         self._check_not_hub()
         self._run(True)
 
+    # asyncio's hooks for making transports (their signatures per CPython version, and what
+    # they do besides constructing the transport: evloop/_stdlib_asyncio.py). context= is
+    # passed by asyncio from 3.15 only.
     def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
-                               extra: Any = None, server: Any = None) -> Any:
-        if type(sock) is not socket.socket:
-            return super()._make_socket_transport(sock, protocol, waiter, extra=extra,
-                                                  server=server)
-        if _CHECK_FD_IN_MAKE:
-            self._ensure_fd_no_transport(sock)
-        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+                               extra: Any = None, server: Any = None,
+                               context: Any = None) -> Any:
+        cls = _SocketTransport if type(sock) is socket.socket else _stdlib.SocketTransport
+        return _stdlib.new_socket_transport(cls, self, sock, protocol, waiter, extra, server,
+                                            context)
 
     def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
                                  waiter: Any = None, extra: Any = None) -> Any:
         if type(sock) is not socket.socket:
-            return super()._make_datagram_transport(sock, protocol, address, waiter, extra)
-        if _CHECK_FD_IN_MAKE_DGRAM:
-            self._ensure_fd_no_transport(sock)
-        transport = _DatagramTransport(self, sock, protocol, address, waiter, extra)
+            return _stdlib.new_datagram_transport(_stdlib.DatagramTransport, self, sock,
+                                                  protocol, address, waiter, extra)
+        transport = _stdlib.new_datagram_transport(_DatagramTransport, self, sock, protocol,
+                                                   address, waiter, extra)
         # set before the reader can fire: the constructor only schedules add_reader
         transport._evloop_view = self._dgram_buffer()
         return transport
@@ -351,7 +344,7 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
         """The buffer this loop's datagram transports receive into (made on first use)."""
         view = self.__dict__.get("_evloop_dgram_view")
         if view is None:
-            view = memoryview(bytearray(selector_events._SelectorDatagramTransport.max_size))
+            view = memoryview(bytearray(_DatagramTransport.max_size))
             self.__dict__["_evloop_dgram_view"] = view
         return view
 
@@ -365,18 +358,12 @@ class Loop(core._AioLoop, unix_events._UnixSelectorEventLoop):  # type: ignore[m
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
-        if getattr(self, "_ssock", None) is not None:
-            self._close_self_pipe()
-        base_events.BaseEventLoop.close(self)
-        self._close_watchers()
-        self._selector = None  # as asyncio's selector loop: transports' reprs read it
-        if not sys.is_finalizing():
-            for sig in list(self._signal_handlers):
-                self.remove_signal_handler(sig)
-        elif self._signal_handlers:
-            warnings.warn(f"Closing the loop {self!r} on interpreter shutdown stage, "
-                          f"skipping signal handlers removal", ResourceWarning, source=self)
-            self._signal_handlers.clear()
+        try:
+            # asyncio's: the self-pipe, the executor, the selector (the view), the signal
+            # handlers
+            super().close()
+        finally:
+            self._close_watchers()
 
 
 def new_event_loop() -> Loop:
@@ -391,41 +378,70 @@ def run(main: Awaitable[_T], *, debug: Optional[bool] = None) -> _T:
     if sys.version_info >= (3, 11):
         with asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
             return runner.run(main)
-    if events._get_running_loop() is not None:
+    if _stdlib.get_running_loop_or_none() is not None:
         raise RuntimeError("evloop.aio.run() cannot be called from a running event loop")
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = new_event_loop()
     try:
-        events.set_event_loop(loop)
+        asyncio.set_event_loop(loop)
         if debug is not None:
             loop.set_debug(debug)
         return loop.run_until_complete(main)
     finally:
         try:
-            asyncio.runners._cancel_all_tasks(loop)  # type: ignore[attr-defined]
+            _stdlib.cancel_all_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
-            events.set_event_loop(None)
+            asyncio.set_event_loop(None)
             loop.close()
 
 
-_BasePolicy: Any = getattr(unix_events, "_UnixDefaultEventLoopPolicy",
-                           getattr(asyncio, "DefaultEventLoopPolicy", None))
+# -- event-loop policies (asyncio deprecates them in 3.14 and removes them in 3.16) --------
+
+_USE_LOOP_FACTORY = ("use asyncio.run(main(), loop_factory=evloop.aio.new_event_loop) "
+                     "(Python 3.12+), asyncio.Runner(loop_factory=evloop.aio.new_event_loop)"
+                     " or evloop.aio.run(main()) instead")
+
+if _stdlib.HAVE_POLICIES:
+    class EventLoopPolicy(_stdlib.DefaultPolicy):  # type: ignore[misc, name-defined]
+        """asyncio's default Unix policy whose new_event_loop() returns an evloop.aio.Loop
+        (uvloop.EventLoopPolicy). Python 3.10-3.15: asyncio's policies are deprecated from
+        3.14 (asyncio.set_event_loop_policy warns) and gone in 3.16; prefer
+        ``loop_factory=evloop.aio.new_event_loop``."""
+
+        def _loop_factory(self) -> Loop:  # type: ignore[override]
+            return Loop()
+
+    __all__.append("EventLoopPolicy")
 
 
-class EventLoopPolicy(_BasePolicy):  # type: ignore[misc, valid-type]
-    """asyncio's default Unix policy (child watchers included) whose new_event_loop()
-    returns an evloop.aio.Loop (uvloop.EventLoopPolicy)."""
-
-    def _loop_factory(self) -> Loop:  # type: ignore[override]
-        return Loop()
+def __getattr__(name: str) -> Any:
+    # only reached on a CPython without policies, where EventLoopPolicy is not defined
+    if name == "EventLoopPolicy":
+        raise AttributeError("evloop.aio.EventLoopPolicy needs asyncio's event loop "
+                             "policies, which this Python no longer has (removed in 3.16): "
+                             + _USE_LOOP_FACTORY)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def install() -> None:
-    """Make evloop.aio asyncio's default: asyncio.set_event_loop_policy(EventLoopPolicy())."""
-    asyncio.set_event_loop_policy(EventLoopPolicy())
+    """Make evloop.aio asyncio's default loop: set an ``EventLoopPolicy()`` as asyncio's
+    event loop policy, so that asyncio.run() and asyncio.new_event_loop() make Loops.
+
+    Python 3.10-3.13: silent. 3.14 and 3.15, which deprecate policies: warns
+    DeprecationWarning (at the caller's line, naming the loop_factory replacement) instead
+    of asyncio's own warning. 3.16+, which has no policies: RuntimeError."""
+    if not _stdlib.HAVE_POLICIES:
+        raise RuntimeError("evloop.aio.install() needs asyncio's event loop policies, which "
+                           "this Python no longer has (removed in 3.16): "
+                           + _USE_LOOP_FACTORY)
+    if _stdlib.POLICIES_DEPRECATED:
+        warnings.warn("evloop.aio.install() sets an asyncio event loop policy, and policies "
+                      "are deprecated since Python 3.14 (removed in 3.16): "
+                      + _USE_LOOP_FACTORY, DeprecationWarning, stacklevel=2)
+    _stdlib.set_event_loop_policy(EventLoopPolicy())
 
 
 # The greenlet <-> coroutine bridge lives in evloop/aio_bridge.py (it sits above the greenlet

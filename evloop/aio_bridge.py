@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from greenlet import GreenletExit, getcurrent
 
+from evloop import _stdlib_asyncio as _stdlib
 from evloop import core
 from evloop.exceptions import InvalidSwitchError
 from evloop.greenlet import Greenlet
@@ -65,7 +66,7 @@ def _loop_for_wait(loop: Any, hub: Optional[Hub]) -> Any:
     """The evloop.aio loop a greenlet of this thread may wait on, or a RuntimeError/TypeError
     saying why there is none."""
     if loop is None:
-        loop = asyncio._get_running_loop()
+        loop = _stdlib.get_running_loop_or_none()
         if loop is None:
             raise RuntimeError(
                 "await_() needs a running evloop.aio event loop in this thread: none is "
@@ -81,7 +82,7 @@ def _loop_for_wait(loop: Any, hub: Optional[Hub]) -> Any:
     if loop.is_closed():
         raise RuntimeError("await_(): the event loop is closed")
     if loop.is_running():
-        if loop._thread_id != get_ident():
+        if _stdlib.loop_thread_id(loop) != get_ident():
             raise RuntimeError("await_(): the event loop runs in another thread; from there, "
                                "use asyncio.run_coroutine_threadsafe()")
     elif hub is None or loop._hub is not hub:

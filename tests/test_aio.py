@@ -2,7 +2,7 @@
 
 Real library use first (aiohttp's server and client over loopback), then the loop's own
 behaviour: callback order and batches, timers, cancellation, contextvars, threads,
-readers/writers, exceptions, closing, run()/Runner/policy, subprocesses, streams, bad
+readers/writers, exceptions, closing, run()/loop_factory/policies, subprocesses, streams, bad
 input, and its life on the hub (greenlets and coroutines together, moving to another
 thread, the hub being destroyed). Signals, fork and garbage collection of live loops run
 in fresh interpreters (``run_py``). CPython's own asyncio tests run through
@@ -22,6 +22,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -30,6 +31,8 @@ import evloop.aio
 from evloop import core
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# evloop's own code emits no DeprecationWarning on any supported CPython
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
 
 
 def run_py(code: str, timeout: float = 60) -> str:
@@ -406,6 +409,73 @@ def test_call_soon_threadsafe_from_threads_wakes_a_blocked_loop(loop):
     assert sorted(got) == sorted((k, i) for k in range(n_threads) for i in range(per_thread))
     for k in range(n_threads):  # per thread, FIFO
         assert [i for kk, i in got if kk == k] == list(range(per_thread))
+
+
+def test_call_soon_threadsafe_handle(loop):
+    # asyncio's contract for the handle call_soon_threadsafe returns. From 3.14 it is
+    # asyncio's own thread-safe handle: cancel() and cancelled() from another thread wait
+    # while its callback runs, so the callback has finished when they return
+    results, outcome = [], {}
+    started, finished = threading.Event(), threading.Event()
+
+    def callback(arg):
+        started.set()
+        results.append(arg)
+        time.sleep(0.2)
+        finished.set()
+
+    def other_thread():
+        handle = loop.call_soon_threadsafe(callback, "hello")
+        outcome["type"] = type(handle)
+        started.wait(10)
+        outcome["cancelled while running"] = handle.cancelled()
+        outcome["finished then"] = finished.is_set()
+        handle.cancel()
+        loop.call_soon_threadsafe(loop.stop)
+
+    guard = loop.call_later(10, loop.stop)
+    t = threading.Thread(target=other_thread)
+    t.start()
+    loop.run_forever()
+    t.join()
+    guard.cancel()
+    assert results == ["hello"]
+    if sys.version_info >= (3, 14):
+        assert issubclass(outcome["type"], asyncio.Handle)
+        assert outcome == {"type": outcome["type"], "cancelled while running": False,
+                           "finished then": True}
+    else:
+        assert outcome["type"] is evloop.aio.Handle
+        assert outcome["cancelled while running"] is False
+
+    # cancelled before it runs: never runs; a callback that raises is reported with its
+    # handle; the callback runs in the context given
+    var = contextvars.ContextVar("var", default="unset")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "given")
+    seen, errors = [], []
+    loop.set_exception_handler(lambda lp, context: errors.append(context))
+    cancelled = loop.call_soon_threadsafe(seen.append, "cancelled")
+    cancelled.cancel()
+    assert cancelled.cancelled()
+    failing = loop.call_soon_threadsafe(lambda: 1 / 0)
+    loop.call_soon_threadsafe(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon_threadsafe(loop.stop)
+    loop.run_forever()
+    assert seen == ["given"]
+    assert [(type(e["exception"]), e["handle"]) for e in errors] == [(ZeroDivisionError,
+                                                                     failing)]
+    assert "Exception in callback" in errors[0]["message"]
+
+    with pytest.raises(TypeError, match="callable"):
+        loop.call_soon_threadsafe(42)
+    with pytest.raises(TypeError, match="Context"):
+        loop.call_soon_threadsafe(print, context={})
+    with pytest.raises(TypeError):
+        loop.call_soon_threadsafe(print, ctx=None)
+    with pytest.raises(TypeError):
+        loop.call_soon_threadsafe()
+    assert loop._ready_count == 0
 
 
 def test_run_in_executor_and_to_thread(loop):
@@ -1027,29 +1097,143 @@ def test_unclosed_loop_is_collected_with_a_warning():
 # run(), Runner, the policy, debug mode
 
 
-def test_run_and_runner_and_policy():
-    async def main(x):
-        await asyncio.sleep(0.001)
-        return type(asyncio.get_running_loop()), x
+async def _loop_type_and(x):
+    await asyncio.sleep(0.001)
+    return type(asyncio.get_running_loop()), x
 
-    assert evloop.aio.run(main(1)) == (evloop.aio.Loop, 1)
-    assert evloop.aio.run(main(2), debug=True) == (evloop.aio.Loop, 2)
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=evloop.aio.new_event_loop) as runner:
-            assert runner.run(main(3)) == (evloop.aio.Loop, 3)
-            assert runner.run(main(4)) == (evloop.aio.Loop, 4)  # the same loop again
-    old = asyncio.get_event_loop_policy()
+
+def test_run_and_loop_factory():
+    # the documented ways, on every version that has them; none warns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evloop.aio.run(_loop_type_and(1)) == (evloop.aio.Loop, 1)
+        assert evloop.aio.run(_loop_type_and(2), debug=True) == (evloop.aio.Loop, 2)
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=evloop.aio.new_event_loop) as runner:
+                assert runner.run(_loop_type_and(3)) == (evloop.aio.Loop, 3)
+                assert runner.run(_loop_type_and(4)) == (evloop.aio.Loop, 4)  # same loop
+        if sys.version_info >= (3, 12):
+            assert asyncio.run(_loop_type_and(5), loop_factory=evloop.aio.new_event_loop) \
+                == (evloop.aio.Loop, 5)
+
+
+def _asyncio_policy_call(fn, *args):
+    """Call one of asyncio's policy functions: they warn DeprecationWarning from 3.14 (their
+    own warning, at this line) and not before."""
+    if sys.version_info >= (3, 14):
+        with pytest.warns(DeprecationWarning, match=r"asyncio\..*_event_loop_policy"):
+            return fn(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn(*args)
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "set_event_loop_policy"),
+                    reason="this CPython has no event loop policies (removed in 3.16)")
+def test_policy_and_install():
+    old = _asyncio_policy_call(asyncio.get_event_loop_policy)
     try:
-        asyncio.set_event_loop_policy(evloop.aio.EventLoopPolicy())
-        assert asyncio.run(main(5)) == (evloop.aio.Loop, 5)
-        lp = asyncio.new_event_loop()
-        assert isinstance(lp, evloop.aio.Loop)
-        lp.close()
-        asyncio.set_event_loop_policy(None)
-        evloop.aio.install()
-        assert isinstance(asyncio.get_event_loop_policy(), evloop.aio.EventLoopPolicy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            policy = evloop.aio.EventLoopPolicy()       # making one does not warn
+        _asyncio_policy_call(asyncio.set_event_loop_policy, policy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert asyncio.run(_loop_type_and(6)) == (evloop.aio.Loop, 6)
+            lp = asyncio.new_event_loop()
+            assert isinstance(lp, evloop.aio.Loop)
+            lp.close()
+        _asyncio_policy_call(asyncio.set_event_loop_policy, None)
+
+        # install(): silent before 3.14; from 3.14 one DeprecationWarning of its own, at
+        # the caller's line, naming the replacement (and not asyncio's as well)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            line = sys._getframe().f_lineno + 1
+            evloop.aio.install()
+        if sys.version_info >= (3, 14):
+            assert [w.category for w in caught] == [DeprecationWarning], caught
+            w = caught[0]
+            assert (w.filename, w.lineno) == (__file__, line), (w.filename, w.lineno)
+            assert "loop_factory=evloop.aio.new_event_loop" in str(w.message)
+        else:
+            assert caught == []
+        policy = _asyncio_policy_call(asyncio.get_event_loop_policy)
+        assert type(policy) is evloop.aio.EventLoopPolicy
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert asyncio.run(_loop_type_and(7)) == (evloop.aio.Loop, 7)
     finally:
-        asyncio.set_event_loop_policy(old)
+        _asyncio_policy_call(asyncio.set_event_loop_policy, old)
+
+
+def test_import_and_run_warn_nothing():
+    # import time included (pytest's marks only cover the test's own run): no warning of
+    # any kind from importing evloop.aio and running coroutines the documented ways
+    out = run_py("""
+        import warnings
+        warnings.simplefilter("error")
+        import asyncio, sys
+        import evloop.aio
+
+        async def main():
+            await asyncio.sleep(0.001)
+            return 1
+        assert evloop.aio.run(main()) == 1
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=evloop.aio.new_event_loop) as r:
+                assert r.run(main()) == 1
+        if sys.version_info >= (3, 12):
+            assert asyncio.run(main(), loop_factory=evloop.aio.new_event_loop) == 1
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_without_policies():
+    # a CPython without event loop policies (3.16 removes them), simulated: asyncio's
+    # public policy functions and the policy class evloop subclasses are deleted before
+    # evloop.aio is imported (asyncio.events keeps its own names: on 3.10-3.13
+    # asyncio.set_event_loop goes through them)
+    out = run_py("""
+        import warnings
+        warnings.simplefilter("error")
+        import asyncio, asyncio.unix_events
+        del asyncio.get_event_loop_policy, asyncio.set_event_loop_policy
+        del asyncio.unix_events._UnixDefaultEventLoopPolicy
+
+        import evloop.aio
+        try:
+            evloop.aio.install()
+        except RuntimeError as e:
+            assert "loop_factory=evloop.aio.new_event_loop" in str(e), e
+        else:
+            raise AssertionError("install() without policies")
+        try:
+            evloop.aio.EventLoopPolicy
+        except AttributeError as e:
+            assert "loop_factory=evloop.aio.new_event_loop" in str(e), e
+        else:
+            raise AssertionError("EventLoopPolicy without policies")
+        assert "EventLoopPolicy" not in evloop.aio.__all__
+        ns = {}
+        exec("from evloop.aio import *", ns)
+        try:
+            evloop.aio.NoSuchName
+        except AttributeError as e:
+            assert "NoSuchName" in str(e)
+
+        async def main():
+            await asyncio.sleep(0.001)
+            return type(asyncio.get_running_loop()).__name__
+        assert evloop.aio.run(main()) == "Loop"
+        import sys
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=evloop.aio.new_event_loop) as r:
+                assert r.run(main()) == "Loop"
+        print("ok")
+    """)
+    assert out.strip() == "ok"
 
 
 def test_run_until_complete_nested_is_refused(loop):

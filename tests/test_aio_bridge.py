@@ -31,6 +31,8 @@ from evloop.aio_bridge import await_, run_in_greenlet, wrap_greenlet
 from evloop.greenlet import Greenlet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# evloop's own code emits no DeprecationWarning on any supported CPython
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
 LOCALHOST = "127.0.0.1"
 
 

@@ -28,7 +28,8 @@ Every test records which loop classes it created; the ``loop`` column counts the
 that created at least one loop of the variant's class.
 
 Each (module, variant) runs in its own subprocess, so a crash or hang is contained and
-reported; a per-test watchdog (--timeout) dumps the stacks and ends a hung module.
+reported; a per-test watchdog (--timeout) dumps the stacks and ends a hung test's process,
+and a new one runs the rest of the module.
 
     python tools/asyncio_tests.py                       # everything, both variants
     python tools/asyncio_tests.py --modules test_tasks --variants evloop -k gather
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # module -> (its concrete epoll/selector test classes, whose loop factory is replaced;
@@ -65,6 +67,7 @@ PLAN = {
     "test_timeouts": ([], True),
     "test_waitfor": ([], True),
     "test_threads": ([], True),
+    "test_server_context": ([], True),   # 3.15+: the Context transports' callbacks run in
 }
 REQUIRED = ["test_events", "test_sock_lowlevel", "test_streams", "test_server",
             "test_subprocess", "test_tasks", "test_futures"]
@@ -75,6 +78,19 @@ VARIANTS = ["stdlib", "evloop"]
 # --------------------------------------------------------------------------------------
 # child: run one module under one variant, write one JSON line per test
 
+def _policies():
+    """(get, set) of asyncio's event loop policy. CPython 3.14 and 3.15 deprecate the public
+    functions (each call warns DeprecationWarning) while asyncio's own code, and its tests'
+    tearDownModule, use events._get_event_loop_policy/_set_event_loop_policy, which do
+    not warn: this harness uses those there, as asyncio's tests do."""
+    import asyncio
+    from asyncio import events
+
+    if sys.version_info >= (3, 14):
+        return events._get_event_loop_policy, events._set_event_loop_policy
+    return asyncio.get_event_loop_policy, asyncio.set_event_loop_policy
+
+
 def _variant(name):
     """(loop factory, loop class, policy factory) of a variant."""
     import asyncio
@@ -83,7 +99,10 @@ def _variant(name):
     if name == "stdlib":
         def factory():
             return asyncio.SelectorEventLoop(selectors.EpollSelector())
-        return factory, asyncio.SelectorEventLoop, asyncio.DefaultEventLoopPolicy
+        with warnings.catch_warnings():
+            # 3.14+: the public name of the default policy class warns DeprecationWarning
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return factory, asyncio.SelectorEventLoop, asyncio.DefaultEventLoopPolicy
     if name == "evloop":
         sys.path.insert(0, ROOT)
         import evloop.aio
@@ -92,10 +111,18 @@ def _variant(name):
     raise SystemExit(f"unknown variant {name!r}")
 
 
-def _suite(module_name, factory):
+def _suite(module_name, factory, loop_class):
+    import asyncio
     import unittest
     from importlib import import_module
 
+    # asyncio.EventLoop (3.13+) is the platform's loop class; test classes that name it as
+    # their IsolatedAsyncioTestCase.loop_factory (3.14+: test_taskgroups), directly or in a
+    # function called per test, get the loop under test instead
+    stdlib_classes = [c for c in (asyncio.SelectorEventLoop, getattr(asyncio, "EventLoop", None))
+                      if c is not None]
+    if hasattr(asyncio, "EventLoop"):
+        asyncio.EventLoop = loop_class
     mod = import_module(f"test.test_asyncio.{module_name}")
     loader = unittest.TestLoader()
     concrete, others = PLAN[module_name]
@@ -115,6 +142,8 @@ def _suite(module_name, factory):
             if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
                     and obj.__module__ == mod.__name__
                     and not any(issubclass(obj, m) for m in mixins)):
+                if any(vars(obj).get("loop_factory") is c for c in stdlib_classes):
+                    obj.loop_factory = staticmethod(factory)
                 suite.addTests(loader.loadTestsFromTestCase(obj))
     return suite
 
@@ -129,6 +158,7 @@ def child(args):
     from test.test_asyncio import utils as test_utils
 
     factory, loop_class, policy_factory = _variant(args.variant)
+    get_policy, set_policy = _policies()
     out = open(args.out, "a", buffering=1)
 
     # which loop classes does each test create?
@@ -159,8 +189,8 @@ def child(args):
         def startTest(self, test):
             created.clear()
             virtual.clear()
-            if not isinstance(asyncio.get_event_loop_policy(), policy_factory):
-                asyncio.set_event_loop_policy(policy_factory())
+            if not isinstance(get_policy(), policy_factory):
+                set_policy(policy_factory())
             out.write(json.dumps({"start": test.id()}) + "\n")
             faulthandler.dump_traceback_later(args.timeout, exit=True)
             self._outcome_ = ("passed", "")
@@ -208,10 +238,15 @@ def child(args):
         def _exc_info_to_string(self, err, test):
             return ""
 
-    suite = _suite(args.module, factory)
-    if args.k:
+    suite = _suite(args.module, factory, loop_class)
+    done_before = set()
+    if args.skip_file:
+        with open(args.skip_file) as f:
+            done_before = set(f.read().split())
+    if args.k or done_before:
         def keep(test):
-            return any(k in test.id() for k in args.k)
+            return test.id() not in done_before and (
+                not args.k or any(k in test.id() for k in args.k))
 
         def filtered(s):
             picked = unittest.TestSuite()
@@ -236,38 +271,50 @@ def child(args):
 # parent: run every (module, variant), print the table and the failures
 
 def run_one(module, variant, args):
-    fd, path = tempfile.mkstemp(prefix=f"aiotests-{module}-{variant}-", suffix=".jsonl")
-    os.close(fd)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--variant", variant,
-           "--module", module, "--out", path, "--timeout", str(args.timeout)]
-    for k in args.k or ():
-        cmd += ["-k", k]
-    if args.failfast:
-        cmd.append("--failfast")
+    """Run one module under one variant. A child that dies (a crash, or the watchdog ending
+    a hung test) has that test recorded as an error and a new child runs the module's
+    remaining tests, so one hang does not hide the rest of the module."""
+    records = []
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": ROOT})
-    elapsed = time.monotonic() - t0
-    records, started, done = [], None, False
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if "start" in rec:
-                started = rec["start"]
-            elif "test" in rec:
-                records.append(rec)
-                started = None
-            elif rec.get("done"):
-                done = True
-    os.unlink(path)
-    if not done:
+    while True:
+        fd, path = tempfile.mkstemp(prefix=f"aiotests-{module}-{variant}-", suffix=".jsonl")
+        os.close(fd)
+        fd, skip = tempfile.mkstemp(prefix=f"aiotests-{module}-{variant}-", suffix=".skip")
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(r["test"] for r in records))
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", "--variant", variant,
+               "--module", module, "--out", path, "--timeout", str(args.timeout),
+               "--skip-file", skip]
+        for k in args.k or ():
+            cmd += ["-k", k]
+        if args.failfast:
+            cmd.append("--failfast")
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": ROOT})
+        started, done = None, False
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if "start" in rec:
+                    started = rec["start"]
+                elif "test" in rec:
+                    records.append(rec)
+                    started = None
+                elif rec.get("done"):
+                    done = True
+        os.unlink(path)
+        os.unlink(skip)
+        if done:
+            break
         # the child died (crash, or the watchdog ended a hung test)
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-40:])
         records.append({"test": started or f"{module} (unknown test)", "outcome": "error",
                         "detail": f"the test process ended (status {proc.returncode}) "
                                   f"during this test:\n{tail}",
                         "on_loop": False, "virtual": False})
-    return records, elapsed
+        if started is None or args.failfast:
+            break   # it died outside a test: running it again would do the same
+    return records, time.monotonic() - t0
 
 
 COLUMNS = ["run", "passed", "failed", "errors", "skipped", "xfail", "loop", "virtual"]
@@ -356,6 +403,7 @@ def main():
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--module", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-file", help=argparse.SUPPRESS)  # ids of tests already run
     args = parser.parse_args()
     if args.child:
         child(args)
