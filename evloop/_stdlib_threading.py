@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 PY = sys.version_info[:2]
 
-# -- the era of a Thread's OS-level bookkeeping ------------------------------------------------
+# -- the era of a Thread's OS-level bookkeeping --------------------------------------------
 
 #: 3.13+ (checked 3.13.0, 3.14.10, 3.15.2): a Thread owns a ``_thread._ThreadHandle``,
 #: started by ``_thread.start_joinable_thread(function, handle=, daemon=)`` and marked done by

@@ -533,6 +533,37 @@ def test_patched_threading_runs_threads_as_greenlets():
     assert lines(proc) == ["ok"]
 
 
+def test_green_threads_do_not_rename_the_os_thread():
+    # 3.14+ names the OS thread after the Thread (threading._set_name): a green thread
+    # shares its OS thread with the hub and every other greenlet, so it must not; a real
+    # thread still is named (where the CPython does it)
+    proc = run_python("""
+        from evloop import monkey
+        monkey.patch_all()
+        import sys, threading
+        def os_name(native_id):
+            with open(f"/proc/self/task/{native_id}/comm") as f:
+                return f.read().strip()
+        main_name = os_name(threading.get_native_id())
+        t = threading.Thread(target=lambda: None, name="green-worker")
+        t.start(); t.join()
+        t = threading.Thread(target=lambda: setattr(threading.current_thread(), "name",
+                                                    "renamed-green"))
+        t.start(); t.join()
+        now = os_name(threading.get_native_id())
+        assert now == main_name, (now, main_name)
+        seen = []
+        RealThread = monkey.get_original("threading", "Thread")
+        real = RealThread(target=lambda: seen.append(os_name(threading.get_native_id())),
+                          name="real-worker")
+        real.start(); real.join()
+        if sys.version_info >= (3, 14):
+            assert seen == ["real-worker"], seen
+        print("ok", main_name, seen)
+    """)
+    assert lines(proc)[0].startswith("ok")
+
+
 def test_original_thread_is_a_real_thread():
     proc = run_python("""
         from evloop import monkey
