@@ -27,6 +27,11 @@ _PRELUDE = (
 )
 
 
+# evloop's own code must not emit DeprecationWarning (3.12+: fork() in a process with
+# threads, ...): the patched programs below that fork and use threads run with it an error
+NO_DEPRECATION = ("-W", "error::DeprecationWarning")
+
+
 def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
@@ -347,7 +352,11 @@ def test_patched_select_subprocess_signal_and_fork_cooperate():
         # fork with a green thread running: the child has one thread, the main one
         worker = threading.Thread(target=time.sleep, args=(1,), daemon=True)
         worker.start()
+        # (the prelude's faulthandler watchdog is an OS thread: 3.15 would warn about it)
+        import faulthandler
+        faulthandler.cancel_dump_traceback_later()
         pid = os.fork()
+        faulthandler.dump_traceback_later(50, exit=True, file=sys.__stderr__)
         if pid == 0:
             ok = (threading.current_thread() is threading.main_thread()
                   and threading.enumerate() == [threading.main_thread()])
@@ -358,7 +367,7 @@ def test_patched_select_subprocess_signal_and_fork_cooperate():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         assert worker.is_alive()
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
 
 
@@ -529,7 +538,7 @@ def test_patched_threading_runs_threads_as_greenlets():
         ident = _thread.start_new_thread(lambda: done.set(), ())
         assert done.wait(5) and ident != native_ident()
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
 
 
@@ -685,7 +694,7 @@ def test_patched_threading_primitives_and_executor():
         timer.start(); timer.join(5)
         assert fired == [1]
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
 
 
@@ -712,7 +721,7 @@ def test_exit_waits_for_non_daemon_green_threads():
         t = threading.Thread(target=failing)
         t.start(); t.join()
         print("main done", flush=True)
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["main done", "main thread joined", "non-daemon finished"], proc
     assert "Exception in thread" in proc.stderr and "boom in a thread" in proc.stderr
 
