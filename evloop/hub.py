@@ -15,8 +15,8 @@ import threading
 import time
 from threading import Event as _RealEvent, Thread as _RealThread
 import traceback
-from _thread import get_ident
-from typing import Any, Callable, Optional
+from _thread import get_ident, get_native_id
+from typing import Any, Callable, Dict, Optional
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
@@ -43,6 +43,54 @@ _sleep = core._sleep
 _get_hub_if_exists = core._get_hub_if_exists
 _set_hub = core._set_hub
 _main_thread_ident = threading.main_thread().ident
+
+
+# -- the OS threads evloop runs for itself, and fork() ------------------------------------
+
+#: native id -> busy, of each OS thread evloop started for itself (thread-pool workers, the
+#: blocking monitor). Busy: running a task, which may hold a C library's lock.
+_own_threads: Dict[int, bool] = {}
+_FORK_WARNING = (r"This process \(pid=[0-9]+\) is multi-threaded, use of fork(pty)?\(\) "
+                 r"may lead to deadlocks in the child")
+
+
+def _own_thread_state(busy: Optional[bool]) -> None:
+    """Called by the thread itself: it is one of evloop's, ``busy`` or idle; None: it ends."""
+    if busy is None:
+        _own_threads.pop(get_native_id(), None)
+    else:
+        _own_threads[get_native_id()] = busy
+
+
+def _only_idle_own_threads() -> bool:
+    """True when every other OS thread of this process is one of evloop's, idle (waiting
+    for work or for its interval: nothing in it that the child could inherit locked).
+    Linux (``/proc/self/task``) only; elsewhere False."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    me = get_native_id()
+    own = dict(_own_threads)
+    for task in tasks:
+        native = int(task)
+        if native != me and own.get(native, True):
+            return False  # the program's own thread, or one of evloop's that is busy
+    return True
+
+
+def _fork_quietly(real_fork: Callable[[], Any]) -> Any:
+    """``real_fork()`` (``os.fork`` or ``os.forkpty``). CPython 3.12+ warns
+    (DeprecationWarning) when fork() runs in a process with several OS threads. When the
+    others are only evloop's idle workers, that is evloop's doing, not the caller's, and
+    harmless (the child's hub starts its own): the warning is left out then. A thread of
+    the program's, or a worker running a task, keeps it."""
+    if sys.version_info < (3, 12) or not _only_idle_own_threads():
+        return real_fork()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+        return real_fork()
 
 
 def _thread_main_greenlet() -> greenlet:
@@ -377,7 +425,7 @@ def reinit(hub: Optional[Hub] = None) -> None:
 
 def fork() -> int:
     """``os.fork()`` that reinitialises the hub in the child."""
-    pid = os.fork()
+    pid = _fork_quietly(os.fork)
     if pid == 0:
         reinit()
     return pid
@@ -481,6 +529,13 @@ class _BlockingMonitor:
             self._thread.join(1.0)
 
     def _run(self) -> None:
+        _own_thread_state(False)
+        try:
+            self._watch()
+        finally:
+            _own_thread_state(None)
+
+    def _watch(self) -> None:
         hub = self.hub
         interval = self.max_blocking_time / 2
         last_iteration = None

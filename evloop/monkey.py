@@ -250,6 +250,11 @@ def _rebind(value: Any, namespace: Dict[str, Any]) -> Any:
 
 
 def _global_names(code: Any) -> set:
+    """The global names ``code`` (and the code nested in it) reads: which methods of a class
+    name that class through module globals, so that ``_pin_class_names`` rebinds only
+    those (rebinding all of them would route every global lookup of the hot ones through
+    ``_OverlayGlobals.__getitem__``). Not feature detection: what it finds decides what the
+    rebinding covers, never which CPython or library behaviour to assume."""
     names = set(code.co_names)
     for const in code.co_consts:
         if hasattr(const, "co_names"):
@@ -511,16 +516,6 @@ def patch_signal() -> None:
 
 # threading / _thread ---------------------------------------------------------------------
 
-# (each only where the running Python has it: 3.13 replaced _start_new_thread and
-# _set_sentinel by start_joinable_thread and _ThreadHandle)
-_THREAD_ITEMS = ["allocate_lock", "get_ident", "LockType", "lock", "start_new_thread",
-                 "start_joinable_thread", "_ThreadHandle", "_make_thread_handle", "_local"]
-_THREADING_ITEMS = ["local", "_allocate_lock", "Lock", "_LockType", "_start_new_thread",
-                    "_start_joinable_thread", "_ThreadHandle", "_make_thread_handle",
-                    "_set_sentinel", "get_ident", "_CRLock", "Thread", "Timer",
-                    "_DummyThread"]
-
-
 def patch_thread(threading: bool = True, _threading_local: bool = True, Event: bool = True,
                  logging: bool = True, existing_locks: bool = True,
                  _warnings: Optional[List[str]] = None) -> None:
@@ -540,6 +535,9 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
     import _thread as thread_mod
     import importlib
     import threading as threading_mod
+    # the names replaced, per CPython version, and every other private detail of
+    # threading used here
+    from evloop import _stdlib_threading as stdlib_threading
     own_warnings = _warnings is None
     _warnings = [] if own_warnings else _warnings
     # evloop modules whose real threads must keep being real: imported before patching
@@ -559,32 +557,32 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
                        "not wait for green threads at exit.", _warnings)
     # (threads started with _thread, such as evloop's own thread pool, are not reported)
     running = [t.name for t in threading_mod.enumerate()
-               if t is not main_thread and not isinstance(t, threading_mod._DummyThread)]
+               if t is not main_thread and not isinstance(t, stdlib_threading.DummyThread)]
     if running and not is_module_patched("threading"):
         _queue_warning(f"Monkey-patching threading after {len(running)} real thread(s) "
                        f"started ({', '.join(running)}): they keep running as real "
                        f"threads, and locks they hold are real locks.", _warnings)
 
-    patch_module(thread_mod, green, [n for n in _THREAD_ITEMS if hasattr(thread_mod, n)])
+    patch_module(thread_mod, green, stdlib_threading.THREAD_NAMES)
     if threading:
-        names = [n for n in _THREADING_ITEMS if hasattr(threading_mod, n)]
-        patch_module(threading_mod, green, names)
+        patch_module(threading_mod, green, stdlib_threading.THREADING_NAMES)
         if Event:
             from evloop.event import Event as GreenEvent
             patch_item(threading_mod, "Event", GreenEvent)
         # the original Thread family keeps starting real threads
         green._keep_originals_native(dict(saved["threading"]))
         if existing_locks:
-            _replace_existing_locks(threading_mod)
+            _replace_existing_locks(threading_mod, stdlib_threading)
         if logging and "logging" in sys.modules:
-            _replace_logging_locks(threading_mod)
-        if not is_object_patched("threading", "_shutdown"):
+            _replace_logging_locks(threading_mod, stdlib_threading)
+        shutdown = stdlib_threading.SHUTDOWN_NAME
+        if not is_object_patched("threading", shutdown):
             from greenlet import getcurrent
             if on_main_thread and getcurrent().parent is None:
                 # a greenlet may then join() the main thread
                 green._make_main_thread_joinable(main_thread)
-            patch_item(threading_mod, "_shutdown",
-                       green._make_shutdown(threading_mod._shutdown, main_thread))
+            patch_item(threading_mod, shutdown,
+                       green._make_shutdown(getattr(threading_mod, shutdown), main_thread))
     if _threading_local:
         import _threading_local as local_mod
         patch_item(local_mod, "local", green.local)
@@ -592,21 +590,20 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
         _process_warnings(_warnings)
 
 
-def _replace_existing_locks(threading_mod: Any) -> None:
-    # concurrent.futures holds this lock across Thread.start() (which now switches
-    # greenlets): a native lock there would block the whole thread (gevent issue 1865)
-    cf_thread = sys.modules.get("concurrent.futures.thread")
-    if cf_thread is not None and hasattr(cf_thread, "_global_shutdown_lock"):
-        patch_item(cf_thread, "_global_shutdown_lock", threading_mod.Lock())
+def _replace_existing_locks(threading_mod: Any, stdlib_threading: Any) -> None:
+    # locks held across Thread.start() (which now switches greenlets): a native lock there
+    # would block the whole thread (gevent issue 1865)
+    for module, attr in stdlib_threading.held_across_thread_start():
+        patch_item(module, attr, threading_mod.Lock())
 
 
-def _replace_logging_locks(threading_mod: Any) -> None:
+def _replace_logging_locks(threading_mod: Any, stdlib_threading: Any) -> None:
     import logging
-    if hasattr(logging, "_lock"):
-        patch_item(logging, "_lock", threading_mod.RLock())
-    for ref in list(getattr(logging, "_handlerList", ())):
-        handler = ref() if callable(ref) else ref
-        if handler is not None and getattr(handler, "lock", None) is not None:
+    module_lock, handlers = stdlib_threading.logging_locks(logging)
+    if module_lock is not None:
+        patch_item(logging, module_lock, threading_mod.RLock())
+    for handler in handlers:
+        if getattr(handler, "lock", None) is not None:
             handler.lock = threading_mod.RLock()
 
 

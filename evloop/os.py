@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from greenlet import greenlet as _greenlet
 
 from evloop import core as _core
-from evloop.hub import Hub, Waiter, get_hub, get_hub_if_exists, reinit, sleep
+from evloop.hub import Hub, Waiter, _fork_quietly, get_hub, get_hub_if_exists, reinit, sleep
 
 __all__ = ["make_nonblocking", "nb_read", "nb_write", "fork", "fork_gevent",
            "fork_and_watch", "waitpid", "wait"]
@@ -110,7 +110,7 @@ def nb_write(fd: int, buf: Any) -> int:
 
 def fork_gevent() -> int:
     """``os.fork()``; in the child, reinitialise the hub (loop and thread pool)."""
-    pid = _real_fork()
+    pid = _fork_quietly(_real_fork)
     if pid == 0:
         reinit()
     return pid
@@ -167,7 +167,7 @@ if hasattr(_os, "forkpty"):
     def forkpty_gevent() -> Tuple[int, int]:
         """``os.forkpty()``; in the child, reinitialise the hub. The master fd is left
         blocking."""
-        pid, master_fd = _real_forkpty()
+        pid, master_fd = _fork_quietly(_real_forkpty)
         if pid == 0:
             reinit()
         return pid, master_fd

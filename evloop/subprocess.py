@@ -33,6 +33,13 @@ __all__ = ["Popen", "PIPE", "STDOUT", "DEVNULL", "CalledProcessError", "Complete
            "getoutput", "getstatusoutput", "list2cmdline", "run"]
 
 _time = _time_mod.monotonic
+
+
+def _remaining(endtime: Optional[float]) -> Optional[float]:
+    # what Popen._remaining_time computed up to 3.14 (3.15 removed the method)
+    return None if endtime is None else endtime - _time()
+
+
 _PIPE_BUF = getattr(_select, "PIPE_BUF", 512)
 _READ_CHUNK = 32768
 
@@ -337,7 +344,7 @@ class Popen(_subprocess.Popen):
 
         hub = get_hub()
         while fds:
-            timeout = self._remaining_time(endtime)
+            timeout = _remaining(endtime)
             if timeout is not None and timeout < 0:
                 self._check_timeout(endtime, orig_timeout, stdout, stderr,
                                     skip_check_and_raise=True)
@@ -364,7 +371,7 @@ class Popen(_subprocess.Popen):
                     f.close()
                 self._fileobj2output[f].append(data)
 
-        self.wait(timeout=self._remaining_time(endtime))
+        self.wait(timeout=_remaining(endtime))
 
         out = b"".join(stdout) if stdout is not None else None
         err = b"".join(stderr) if stderr is not None else None

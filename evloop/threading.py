@@ -16,7 +16,9 @@ methods of the original ``threading.Thread`` (``monkey.get_original('threading',
 natives (``_start_new_thread``, ``_set_sentinel``, ``_ThreadHandle``, ``Event``, locks)
 through a namespace made by ``_keep_originals_native``, while ``threading.Thread`` is this
 module's green subclass, whose methods are the standard library's code reading the patched
-module.
+module. Every private detail of ``threading`` and ``_thread`` used here (besides the names
+this module provides for them, listed in ``_stdlib_threading.THREAD_NAMES`` and
+``THREADING_NAMES``) goes through ``evloop._stdlib_threading``.
 
 What it must not do: patch anything by being imported (only ``evloop.monkey`` patches), or
 let a real thread that waits on a green lock die with LoopExit while another thread can
@@ -32,6 +34,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from greenlet import getcurrent
 
+from evloop import _stdlib_threading as _stdlib
 from evloop import monkey as _monkey
 from evloop.exceptions import InvalidThreadUseError, LoopExit
 from evloop.greenlet import Greenlet
@@ -45,15 +48,15 @@ __all__ = ["get_ident", "start_new_thread", "allocate_lock", "LockType", "Lock",
 
 # The natives, whatever was patched before this module was imported.
 _native_get_ident: Callable[[], int] = _monkey.get_original("_thread", "get_ident")
-_native_count: Callable[[], int] = _thread._count
+_native_count: Callable[[], int] = _stdlib.native_thread_count
 _TIMEOUT_MAX = _thread.TIMEOUT_MAX
-_PY313 = sys.version_info[:2] >= (3, 13)
+_HANDLES = _stdlib.THREAD_HANDLES
 _MAIN_IDENT = __threading__.main_thread().ident
 
 _StdThread = __threading__.Thread
 _StdTimer = __threading__.Timer
-_StdDummyThread = __threading__._DummyThread
-_StdMainThread = __threading__._MainThread
+_StdDummyThread = _stdlib.DummyThread
+_StdMainThread = _stdlib.MainThread
 _StdEvent = __threading__.Event
 _StdCondition = __threading__.Condition
 
@@ -217,6 +220,7 @@ _set_sentinel = LockType
 _start_new_thread = start_new_thread
 _CRLock = None  # threading.RLock() then builds threading._PyRLock over our locks
 _local = local
+_set_name = None  # 3.14+: a green thread must not rename the OS thread it runs in
 
 
 class _ThreadHandle:
@@ -324,39 +328,30 @@ class Thread(_StdThread):
     """``threading.Thread`` after patching: ``start()`` runs ``run()`` in a greenlet; ``join``
     waits cooperatively. The standard library's methods, reading the patched module."""
 
-    def _bootstrap_inner(self) -> None:
-        try:
-            _LIVE[_StdThread]["_bootstrap_inner"](self)
-        finally:
-            # a real thread is marked finished by the interpreter when the OS thread ends;
-            # a greenlet, here: this wakes join()
-            if _PY313:
-                self._handle._set_done()
-            else:
-                lock = self._tstate_lock
-                if lock is not None and lock.locked():
-                    lock.release()
-                self._stop()
 
-    def _with_started_reinit(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        # after fork: the stdlib resets ``self._started._at_fork_reinit()``, which an
-        # evloop Event (no OS lock inside) does not have
-        started = self._started
-        if hasattr(started, "_at_fork_reinit"):
-            return _LIVE[_StdThread][name](self, *args, **kwargs)
-        self._started = _NoReinit
-        try:
-            return _LIVE[_StdThread][name](self, *args, **kwargs)
-        finally:
-            self._started = started
+def _green_bootstrap_inner(self: Thread) -> None:
+    try:
+        _LIVE[_StdThread][_stdlib.BOOTSTRAP_INNER](self)
+    finally:
+        # a real thread is marked finished by the interpreter when the OS thread ends;
+        # a greenlet, here: this wakes join()
+        _stdlib.mark_finished(self)
 
-    if _PY313:
-        def _after_fork(self, new_ident: Optional[int] = None) -> None:
-            self._with_started_reinit("_after_fork", new_ident=new_ident)
-    else:
-        def _reset_internal_locks(self, is_alive: bool) -> None:
-            self._with_started_reinit("_reset_internal_locks", is_alive)
 
+def _green_fork_hook(self: Thread, *args: Any, **kwargs: Any) -> Any:
+    # after fork: the stdlib resets ``self._started`` with ``_at_fork_reinit()``, which an
+    # evloop Event (no OS lock inside) does not have
+    return _stdlib.call_without_started_reinit(self, _NoReinit,
+                                               _LIVE[_StdThread][_stdlib.FORK_HOOK],
+                                               *args, **kwargs)
+
+
+for _name, _method in ((_stdlib.BOOTSTRAP_INNER, _green_bootstrap_inner),
+                       (_stdlib.FORK_HOOK, _green_fork_hook)):
+    _method.__name__ = _name
+    _method.__qualname__ = f"Thread.{_name}"
+    setattr(Thread, _name, _method)
+del _name, _method
 
 _install_live_methods(Thread, [_StdThread])
 
@@ -369,12 +364,12 @@ _install_live_methods(Timer, [_StdTimer])
 
 
 def _cleanup(glet: Any) -> None:
-    __threading__._active.pop(id(glet), None)
+    _stdlib.forget_thread(id(glet))
 
 
 def _make_cleanup_id(gid: int, handle: Optional["_ThreadHandle"]) -> Callable[[Any], None]:
     def cleanup(_ref: Any) -> None:
-        __threading__._active.pop(gid, None)
+        _stdlib.forget_thread(gid)
         if handle is not None:
             handle._set_done()
     return cleanup
@@ -388,30 +383,22 @@ class _DummyThread(_StdDummyThread):
     """What ``threading.current_thread()`` returns in a greenlet that is not a Thread's:
     a cheap daemon Thread registered under the greenlet's ident until it finishes."""
 
-    # the state Thread.__init__ would set, as class attributes (gevent does the same: this
-    # object is made for every greenlet that asks for its thread, e.g. to log)
-    _is_stopped = False
-    _initialized = True
-    _daemonic = True
-    _args: Tuple[Any, ...] = ()
-    _kwargs = None
-    _target = None
-    _ident = None
-    _tstate_lock = None
-    _started = _started_event
-    _native_id = None
+    # the state Thread.__init__ would set is class attributes (``_stdlib.dummy_thread_state``,
+    # set below); gevent does the same: this object is made for every greenlet that asks
+    # for its thread, e.g. to log
 
     def __init__(self) -> None:  # noqa: super-init-not-called (see the class attributes)
-        self._name = __threading__._newname("Dummy-%d")
+        self._name = _stdlib.new_dummy_name()
         glet = getcurrent()
         gid = get_ident(glet)
         self._ident = gid
         if hasattr(_thread, "get_native_id"):
             self._native_id = _thread.get_native_id()
         handle = None
-        if _PY313:
-            handle = self._handle = _make_thread_handle(gid)
-        __threading__._active[gid] = self
+        if _HANDLES:
+            handle = _make_thread_handle(gid)
+            _stdlib.set_thread_handle(self, handle)
+        _stdlib.register_thread(gid, self)
         rawlink = getattr(glet, "rawlink", None)
         if rawlink is not None:
             rawlink(_cleanup)
@@ -419,12 +406,6 @@ class _DummyThread(_StdDummyThread):
                 rawlink(lambda _glet: handle._set_done())
         elif glet.parent is not None:
             self._evloop_ref = weakref.ref(glet, _make_cleanup_id(gid, handle))
-
-    def _stop(self) -> None:
-        pass
-
-    def _wait_for_tstate_lock(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
     # Python 3.11.8+/3.12.2+: threading._after_fork turns a _DummyThread that forked into
     # a _MainThread by assigning __class__; ours lacks a real thread's state, so the child
@@ -439,6 +420,10 @@ class _DummyThread(_StdDummyThread):
     __class__ = property(_get_class, _set_class)  # type: ignore[assignment]
     del _get_class, _set_class
 
+
+for _name, _value in _stdlib.dummy_thread_state(_started_event).items():
+    setattr(_DummyThread, _name, _value)
+del _name, _value
 
 _install_live_methods(_DummyThread, [_StdDummyThread, _StdThread])
 
@@ -467,15 +452,15 @@ def _keep_originals_native(originals: Dict[str, Any]) -> None:
     # what the native classes build internally, native too: Condition (its waits use
     # _allocate_lock), RLock (the C one) and, when threading.Event was not replaced, Event
     overlay["Condition"] = _clone_class(_StdCondition, namespace)
-    native_rlock = originals.get("_CRLock") or module_dict.get("_CRLock")
+    native_rlock = (originals.get(_stdlib.NATIVE_RLOCK_NAME)
+                    or module_dict.get(_stdlib.NATIVE_RLOCK_NAME))
     if native_rlock is not None:
         overlay["RLock"] = native_rlock
     if "Event" not in originals:
         overlay["Event"] = _clone_class(_StdEvent, namespace)
     in_place = [_StdThread, _StdMainThread]
-    for name, cls in (("Timer", _StdTimer), ("_DummyThread", _StdDummyThread),
-                      ("Event", _StdEvent)):
-        if originals.get(name) is cls:
+    for cls in (_StdTimer, _StdDummyThread, _StdEvent):
+        if originals.get(cls.__name__) is cls:
             in_place.append(cls)
     for cls in in_place:
         if "_evloop_live_methods" in cls.__dict__:
@@ -499,8 +484,8 @@ def _make_shutdown(orig_shutdown: Callable[[], None], main_thread: Any) -> Calla
         green = getattr(main_thread, "_evloop_green_state", None)
         if green is not None:
             main_thread._evloop_green_state = None
-            attr, native = main_thread._evloop_native_state
-            if _PY313:
+            native = main_thread._evloop_native_state
+            if _HANDLES:
                 green._set_done()
             elif green.locked():
                 green.release()
@@ -510,50 +495,46 @@ def _make_shutdown(orig_shutdown: Callable[[], None], main_thread: Any) -> Calla
                     _green_sleep(0)  # let the joiners run
                 except BaseException:  # noqa: BLE001 - nowhere to raise it to
                     hub.print_exception(getcurrent(), *sys.exc_info())
-            if not _PY313:
-                # a joiner's _stop() marked the main thread stopped; it is not, yet
-                main_thread._is_stopped = False
-            setattr(main_thread, attr, native)
+            # a joiner marked the main thread stopped; it is not, yet
+            _stdlib.unmark_stopped(main_thread)
+            _stdlib.set_join_state(main_thread, native)
         try:
-            if _PY313:
+            if _HANDLES:
                 # the native _shutdown waits for native threads only: run the atexit
                 # calls first (concurrent.futures stops its workers there), then wait for
                 # the non-daemon green threads
-                threading_mod._SHUTTING_DOWN = True
-                for atexit_call in reversed(threading_mod._threading_atexits):
-                    atexit_call()
-                del threading_mod._threading_atexits[:]
+                _stdlib.run_threading_atexits()
                 while True:
                     pending = [t for t in threading_mod.enumerate()
-                               if not t.daemon and isinstance(t._handle, _ThreadHandle)
-                               and not t._handle.is_done() and t is not main_thread]
+                               if not t.daemon and t is not main_thread
+                               and isinstance(_stdlib.thread_handle(t), _ThreadHandle)
+                               and not _stdlib.thread_handle(t).is_done()]
                     if not pending:
                         break
                     for thread in pending:
-                        thread._handle.join()
+                        _stdlib.thread_handle(thread).join()
             orig_shutdown()
         except LoopExit:
             pass  # a non-daemon green thread waits for something that can never happen
     _shutdown.__module__ = "threading"
-    _shutdown.__qualname__ = "_shutdown"
+    _shutdown.__qualname__ = _stdlib.SHUTDOWN_NAME
     return _shutdown
 
 
 def _make_main_thread_joinable(main_thread: Any) -> None:
-    """Give the main thread a green tstate lock (Python < 3.13) or handle (3.13+) until
+    """Give the main thread a green tstate lock (up to 3.12) or handle (3.13+) until
     ``_shutdown``, so that a greenlet can ``join()`` it (the native one would block the
     whole thread)."""
     if getattr(main_thread, "_evloop_green_state", None) is not None:
         return
-    if _PY313:
-        attr = "_handle"
+    native = _stdlib.join_state(main_thread)
+    if _HANDLES:
         green: Any = _make_thread_handle(main_thread.ident)
     else:
-        attr = "_tstate_lock"
-        if main_thread._tstate_lock is None:
-            return
+        if native is None:
+            return  # stopped already
         green = LockType()
         green.acquire()
-    main_thread._evloop_native_state = (attr, getattr(main_thread, attr))
+    main_thread._evloop_native_state = native
     main_thread._evloop_green_state = green
-    setattr(main_thread, attr, green)
+    _stdlib.set_join_state(main_thread, green)

@@ -35,7 +35,8 @@ from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Option
 from greenlet import getcurrent
 
 from evloop.event import AsyncResult
-from evloop.hub import Waiter, _get_hub_if_exists, _main_thread_ident, get_hub
+from evloop.hub import (Waiter, _get_hub_if_exists, _main_thread_ident, _own_thread_state,
+                        get_hub)
 
 __all__ = ["ThreadPool", "ThreadPoolExecutor", "BrokenThreadPool", "CancelledError"]
 
@@ -654,6 +655,13 @@ class ThreadPool:
     # -- the worker thread -------------------------------------------------------------------
 
     def _worker(self, generation: int) -> None:
+        _own_thread_state(False)
+        try:
+            self._work(generation)
+        finally:
+            _own_thread_state(None)
+
+    def _work(self, generation: int) -> None:
         mutex = self._mutex
         ident = _get_ident()
         with mutex:
@@ -682,10 +690,12 @@ class ThreadPool:
                         self._idle.append(idle)
                         wait = self.idle_timeout if self._nthreads > self._keep else -1
                 if task is not None:
+                    _own_thread_state(True)
                     try:
                         task.run()
                     except BaseException:  # noqa: BLE001 - a task's own bug: report it
                         self._report_error(task)
+                    _own_thread_state(False)
                     with mutex:
                         self._running.discard(task)
                         self._unfinished -= 1

@@ -27,6 +27,11 @@ _PRELUDE = (
 )
 
 
+# evloop's own code must not emit DeprecationWarning (3.12+: fork() in a process with
+# threads, ...): the patched programs below that fork and use threads run with it an error
+NO_DEPRECATION = ("-W", "error::DeprecationWarning")
+
+
 def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
@@ -347,7 +352,11 @@ def test_patched_select_subprocess_signal_and_fork_cooperate():
         # fork with a green thread running: the child has one thread, the main one
         worker = threading.Thread(target=time.sleep, args=(1,), daemon=True)
         worker.start()
+        # (the prelude's faulthandler watchdog is an OS thread: 3.15 would warn about it)
+        import faulthandler
+        faulthandler.cancel_dump_traceback_later()
         pid = os.fork()
+        faulthandler.dump_traceback_later(50, exit=True, file=sys.__stderr__)
         if pid == 0:
             ok = (threading.current_thread() is threading.main_thread()
                   and threading.enumerate() == [threading.main_thread()])
@@ -358,7 +367,7 @@ def test_patched_select_subprocess_signal_and_fork_cooperate():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
         assert worker.is_alive()
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
 
 
@@ -529,8 +538,39 @@ def test_patched_threading_runs_threads_as_greenlets():
         ident = _thread.start_new_thread(lambda: done.set(), ())
         assert done.wait(5) and ident != native_ident()
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
+
+
+def test_green_threads_do_not_rename_the_os_thread():
+    # 3.14+ names the OS thread after the Thread (threading._set_name): a green thread
+    # shares its OS thread with the hub and every other greenlet, so it must not; a real
+    # thread still is named (where the CPython does it)
+    proc = run_python("""
+        from evloop import monkey
+        monkey.patch_all()
+        import sys, threading
+        def os_name(native_id):
+            with open(f"/proc/self/task/{native_id}/comm") as f:
+                return f.read().strip()
+        main_name = os_name(threading.get_native_id())
+        t = threading.Thread(target=lambda: None, name="green-worker")
+        t.start(); t.join()
+        t = threading.Thread(target=lambda: setattr(threading.current_thread(), "name",
+                                                    "renamed-green"))
+        t.start(); t.join()
+        now = os_name(threading.get_native_id())
+        assert now == main_name, (now, main_name)
+        seen = []
+        RealThread = monkey.get_original("threading", "Thread")
+        real = RealThread(target=lambda: seen.append(os_name(threading.get_native_id())),
+                          name="real-worker")
+        real.start(); real.join()
+        if sys.version_info >= (3, 14):
+            assert seen == ["real-worker"], seen
+        print("ok", main_name, seen)
+    """)
+    assert lines(proc)[0].startswith("ok")
 
 
 def test_original_thread_is_a_real_thread():
@@ -654,7 +694,7 @@ def test_patched_threading_primitives_and_executor():
         timer.start(); timer.join(5)
         assert fired == [1]
         print("ok")
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["ok"]
 
 
@@ -681,7 +721,7 @@ def test_exit_waits_for_non_daemon_green_threads():
         t = threading.Thread(target=failing)
         t.start(); t.join()
         print("main done", flush=True)
-    """)
+    """, python_args=NO_DEPRECATION)
     assert lines(proc) == ["main done", "main thread joined", "non-daemon finished"], proc
     assert "Exception in thread" in proc.stderr and "boom in a thread" in proc.stderr
 

@@ -314,6 +314,49 @@ def test_fork_reinitialises_hub_in_child():
     assert "ok" in out
 
 
+def test_fork_warns_about_threads_only_when_they_are_not_evloops_idle_ones():
+    # CPython 3.12+ warns (DeprecationWarning) at fork() in a process with several OS
+    # threads. evloop's idle thread-pool workers must not cause it; a busy worker (which
+    # may hold a C library's lock) or a thread of the program's still does. Before 3.12
+    # there is no warning at all.
+    out = run_py("""
+        import os, sys, threading, time, warnings
+        import evloop, evloop.os as evos
+        def fork_warnings(fork):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = fork()
+                pid = result[0] if isinstance(result, tuple) else result
+                if pid == 0:
+                    os._exit(0)
+                evos.waitpid(pid, 0)
+                if isinstance(result, tuple):
+                    os.close(result[1])
+            return [str(w.message) for w in caught if w.category is DeprecationWarning]
+        forks = [evos.fork, evloop.hub.fork] + ([evos.forkpty] if hasattr(evos, "forkpty")
+                                                else [])
+        pool = evloop.get_hub().threadpool
+        assert pool.spawn(lambda: 42).get() == 42           # a worker now waits for work
+        assert threading.active_count() == 1 and len(os.listdir("/proc/self/task")) > 1
+        for fork in forks:
+            assert fork_warnings(fork) == [], fork
+        expect = 1 if sys.version_info >= (3, 12) else 0
+        busy = pool.spawn(time.sleep, 0.5)
+        time.sleep(0.1)
+        found = fork_warnings(evos.fork)
+        assert len(found) == expect and (not found or "multi-threaded" in found[0]), found
+        busy.get()
+        stop = threading.Event()
+        mine = threading.Thread(target=stop.wait)
+        mine.start()
+        found = fork_warnings(evos.fork)
+        assert len(found) == expect and (not found or "multi-threaded" in found[0]), found
+        stop.set(); mine.join()
+        print("ok")
+    """)
+    assert "ok" in out
+
+
 def test_fork_and_watch_records_status_and_calls_back():
     out = run_py("""
         import os, evloop, evloop.os as evos

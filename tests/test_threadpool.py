@@ -805,6 +805,7 @@ def test_real_threads_after_monkey_patching():
     pytest.importorskip("evloop.monkey")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVLOOP_")}
     env["PYTHONPATH"] = PKG_PARENT
-    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", MONKEY_SCRIPT],
+    # -W error: neither patching nor evloop's threads may warn (DeprecationWarning included)
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", MONKEY_SCRIPT],
                           capture_output=True, text=True, timeout=60, cwd=PKG_PARENT, env=env)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr
