@@ -488,18 +488,20 @@ def patch_selectors(aggressive: bool = True) -> None:
     # The stdlib's own selector classes captured select.poll / select.select when
     # ``selectors`` was imported (and socketserver captured PollSelector): make them wait
     # through the hub too.
+    from evloop import _stdlib_selectors as details
     poll_selector = getattr(target, "PollSelector", None)
-    if poll_selector is not None and "_selector_cls" in vars(poll_selector):
-        _patch_class_attr(target, poll_selector, "_selector_cls", green_select.poll)
+    if poll_selector is not None and details.POLL_SELECTOR_FACTORY in vars(poll_selector):
+        _patch_class_attr(target, poll_selector, details.POLL_SELECTOR_FACTORY,
+                          green_select.poll)
     select_selector = getattr(target, "SelectSelector", None)
-    if select_selector is not None and "_select" in vars(select_selector) and \
-            isinstance(vars(select_selector)["_select"], type(len)):
+    if select_selector is not None and details.SELECT_SELECTOR_CALL in vars(select_selector) \
+            and isinstance(vars(select_selector)[details.SELECT_SELECTOR_CALL], type(len)):
         green = green_select.select
 
         def _select(self: Any, rlist: Any, wlist: Any, xlist: Any,
                     timeout: Optional[float] = None) -> Any:
             return green(rlist, wlist, xlist, timeout)
-        _patch_class_attr(target, select_selector, "_select", _select)
+        _patch_class_attr(target, select_selector, details.SELECT_SELECTOR_CALL, _select)
 
 
 def patch_subprocess() -> None:
