@@ -101,15 +101,57 @@ def _thread_main_greenlet() -> greenlet:
 
 
 def _traceback_without_source(type: Any, value: Any, tb: Any, why: BaseException) -> str:
-    """A traceback report that reads no source files: file, line and function per frame,
-    then the exception."""
-    lines = ["Traceback (most recent call last; source lines unavailable: "
-             f"{why.__class__.__name__}):\n"]
-    for frame, lineno in traceback.walk_tb(tb):
-        code = frame.f_code
-        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-    lines.extend(traceback.format_exception_only(type, value))
-    return "".join(lines)
+    """A traceback report built from the traceback and exception objects alone, for when
+    the ``traceback`` module fails (see ``Hub.print_exception``): file, line and function
+    per frame, the exception and its notes, and the chained exceptions the same way. It
+    opens no file and imports nothing."""
+    lines = []
+    seen = set()
+    while True:
+        seen.add(id(value))
+        part = [f"Traceback (most recent call last; source lines unavailable: "
+                f"{why.__class__.__name__}):\n"] if tb is not None else []
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            part.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, '
+                        f'in {code.co_name}\n')
+            tb = tb.tb_next
+        part.append(_exception_line(type, value))
+        lines[:0] = part
+        cause = getattr(value, "__cause__", None)
+        context = getattr(value, "__context__", None)
+        if cause is not None and id(cause) not in seen:
+            link, value = ("\nThe above exception was the direct cause of the following "
+                           "exception:\n\n"), cause
+        elif (context is not None and id(context) not in seen
+              and not getattr(value, "__suppress_context__", False)):
+            link, value = ("\nDuring handling of the above exception, another exception "
+                           "occurred:\n\n"), context
+        else:
+            return "".join(lines)
+        lines.insert(0, link)
+        type, tb = value.__class__, value.__traceback__
+
+
+def _exception_line(type: Any, value: Any) -> str:
+    """``Module.Name: message`` and the notes, as ``traceback`` writes them."""
+    name = getattr(type, "__qualname__", None) or repr(type)
+    module = getattr(type, "__module__", None)
+    if module not in (None, "builtins", "__main__"):
+        name = f"{module}.{name}"
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001
+        text = "<exception str() failed>"
+    line = f"{name}: {text}\n" if text else f"{name}\n"
+    notes = getattr(value, "__notes__", None)
+    if isinstance(notes, (list, tuple)):
+        for note in notes:
+            try:
+                line += f"{note}\n"
+            except Exception:  # noqa: BLE001
+                line += "<note str() failed>\n"
+    return line
 
 
 class Hub(greenlet):
@@ -234,12 +276,15 @@ class Hub(greenlet):
             return
         try:
             try:
-                traceback.print_exception(type, value, tb, file=stream)
+                report = "".join(traceback.format_exception(type, value, tb))
             except Exception as exc:  # noqa: BLE001
-                # formatting can fail where the error happened: out of fds (EMFILE),
-                # CPython 3.13.0's linecache raises reading the source lines. Report the
-                # frames and the exception without them rather than nothing.
-                stream.write(_traceback_without_source(type, value, tb, exc))
+                # Formatting can fail where the error happened, out of fds (EMFILE):
+                # CPython 3.13.0's linecache raises reading the source lines; 3.15's
+                # traceback imports _colorize lazily, at its first report, and the import
+                # raises OSError when it cannot open the module's file. Report the frames
+                # and the exception without the traceback module rather than nothing.
+                report = _traceback_without_source(type, value, tb, exc)
+            stream.write(report)
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             stream.write(f"{when} {self._describe(context)} failed with "
                          f"{getattr(type, '__name__', type)}\n\n")

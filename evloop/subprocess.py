@@ -11,15 +11,19 @@ another loop), ``communicate`` multiplexes the pipes with io watchers, and ``std
 this ``Popen``; the exceptions and constants are the stdlib's own objects.
 
 What it must not do: change O_NONBLOCK on the pipes (an fd handed to another child, as in
-a pipeline, must stay blocking), reap a child it did not start, or leave libev's SIGCHLD
+a pipeline, must stay blocking), reap a child it did not start, leave libev's SIGCHLD
 handler installed once its children are reaped (so the stdlib ``subprocess`` and a
-user's SIGCHLD handler keep working; see evloop.os).
+user's SIGCHLD handler keep working; see evloop.os), or use a private name of the stdlib's
+``Popen`` (they change between CPython versions: what it relies on in that class is
+recorded, and tested, in evloop._stdlib_subprocess).
 """
+import errno as _errno
 import io as _io
 import os as _os
 import select as _select
 import subprocess as _subprocess
 import time as _time_mod
+from _thread import allocate_lock as _allocate_lock
 from subprocess import (DEVNULL, PIPE, STDOUT, CalledProcessError, CompletedProcess,
                         SubprocessError, TimeoutExpired, list2cmdline)
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -33,13 +37,6 @@ __all__ = ["Popen", "PIPE", "STDOUT", "DEVNULL", "CalledProcessError", "Complete
            "getoutput", "getstatusoutput", "list2cmdline", "run"]
 
 _time = _time_mod.monotonic
-
-
-def _remaining(endtime: Optional[float]) -> Optional[float]:
-    # what Popen._remaining_time computed up to 3.14 (3.15 removed the method)
-    return None if endtime is None else endtime - _time()
-
-
 _PIPE_BUF = getattr(_select, "PIPE_BUF", 512)
 _READ_CHUNK = 32768
 
@@ -190,6 +187,42 @@ def _wait_any(hub: Hub, wanted: Sequence[Tuple[int, int]], timeout: Optional[flo
 
 # -- Popen ---------------------------------------------------------------------------------
 
+#: how long ``wait``/``communicate``/``__exit__`` give a child to exit after a
+#: KeyboardInterrupt (the stdlib's bpo-25942 rule: Ctrl-C went to the child too), once
+_SIGINT_WAIT = 0.25
+
+
+def _returncode(status: int) -> int:
+    """A wait status as ``Popen.returncode``: the stdlib's rule (a stopped child's is
+    ``-signal``; ``waitstatus_to_exitcode`` refuses stop statuses)."""
+    if _os.WIFSTOPPED(status):
+        return -_os.WSTOPSIG(status)
+    return _os.waitstatus_to_exitcode(status)
+
+
+def _ignore_broken_pipe(call: Any, *args: Any) -> None:
+    """``call(*args)``, ignoring what ``communicate`` must ignore: the child closed its end
+    of the pipe (EPIPE; EINVAL on some platforms)."""
+    try:
+        call(*args)
+    except BrokenPipeError:
+        pass
+    except OSError as exc:
+        if exc.errno != _errno.EINVAL:
+            raise
+
+
+class _Communication:
+    """What ``communicate`` keeps between calls, so a call after ``TimeoutExpired`` resumes:
+    the input (bytes) and how much of it went out, and the output read so far."""
+
+    __slots__ = ("input", "offset", "output")
+
+    def __init__(self) -> None:
+        self.input: Optional[memoryview] = None
+        self.offset = 0
+        self.output: Dict[Any, List[bytes]] = {}
+
 
 class Popen(_subprocess.Popen):
     """``subprocess.Popen`` with cooperative ``wait``, ``communicate``, ``poll`` and pipes.
@@ -199,15 +232,23 @@ class Popen(_subprocess.Popen):
     until the child exits (``TimeoutExpired`` after ``timeout`` seconds);
     ``communicate(input, timeout)`` likewise while it feeds stdin and drains stdout and
     stderr; reads and writes on ``stdin``/``stdout``/``stderr`` wait through the hub.
+    Every public method that waits for the child or reads its pipes is overridden here
+    and none uses a private name of the stdlib class: what the inherited ones do is in
+    evloop._stdlib_subprocess.
     """
 
     def __init__(self, args: Any, *popenargs: Any, **kwargs: Any) -> None:
         self._evloop_watch: Any = None
         self._evloop_waiters: List[Tuple[Hub, Any]] = []
+        self._evloop_lock = _allocate_lock()  # one waitpid for the child at a time
+        self._evloop_comm: Optional[_Communication] = None
+        self._evloop_sigint_wait = _SIGINT_WAIT
         bufsize = kwargs.get("bufsize", popenargs[0] if popenargs else -1)
         super().__init__(args, *popenargs, **kwargs)
         # The child runs (exec succeeded; on failure the stdlib reaped it and raised) and
-        # nothing has yielded to the loop since it was created: watch it now.
+        # nothing has yielded to the loop since it was created: watch it now. The watch
+        # references this object until the child is reaped, so the stdlib's __del__ never
+        # sees a running watched child.
         self._evloop_watch = _evos._watch(self.pid, self._evloop_exited, ref=True,
                                           new_child=True, consumes=True)
         if bufsize in (None, 1):  # 1: line buffering (text) at the text layer
@@ -221,31 +262,30 @@ class Popen(_subprocess.Popen):
     def _evloop_exited(self, pid: int, status: int) -> None:
         """The child's wait status is known: set returncode, wake the waiting greenlets."""
         if self.returncode is None:
-            self._handle_exitstatus(status)
+            self.returncode = _returncode(status)
+        self._evloop_unwatch()
+
+    def _evloop_unwatch(self) -> None:
+        """The returncode is set: drop the child watch and wake the waiting greenlets."""
         watch, self._evloop_watch = self._evloop_watch, None
         if watch is not None:
             watch.cancel()
         for hub, waiter in list(self._evloop_waiters):
             hub.loop.run_callback_threadsafe(waiter.switch, None)
 
-    def _internal_poll(self, _deadstate: Optional[int] = None, **_ignored: Any
-                       ) -> Optional[int]:
-        if self.returncode is not None or not self._child_created:
+    def poll(self) -> Optional[int]:
+        """Set and return ``returncode`` if the child exited (None if it runs); never
+        blocks."""
+        if self.returncode is not None:
+            if self._evloop_watch is not None:
+                self._evloop_unwatch()
             return self.returncode
-        try:
-            return self._evloop_poll(_deadstate)
-        except Exception:  # noqa: BLE001 - from __del__ at shutdown, modules half gone
-            if self.returncode is not None:
-                return self.returncode
-            return super()._internal_poll(_deadstate=_deadstate)
-
-    def _evloop_poll(self, deadstate: Optional[int]) -> Optional[int]:
         pid = self.pid
         status = _evos._owner_status(pid)  # reaped by libev, e.g. while not watched
         if status is not None:
             self._evloop_exited(pid, status)
             return self.returncode
-        if not self._waitpid_lock.acquire(False):
+        if not self._evloop_lock.acquire(False):
             return None  # another thread is reaping it
         try:
             if self.returncode is not None:
@@ -259,9 +299,8 @@ class Popen(_subprocess.Popen):
                 elif not _evos._reaper_pending():
                     # reaped behind our back (os.waitpid elsewhere, SIGCHLD ignored): the
                     # status is lost; the stdlib's rule
-                    self._evloop_exited(pid, 0)
-                    if deadstate is not None:
-                        self.returncode = deadstate
+                    self.returncode = 0
+                    self._evloop_unwatch()
             else:
                 if rpid == pid:
                     # tells our watch and the others; recorded for waitpid(pid)
@@ -269,15 +308,22 @@ class Popen(_subprocess.Popen):
                     if self.returncode is None:
                         self._evloop_exited(pid, status)
         finally:
-            self._waitpid_lock.release()
+            self._evloop_lock.release()
         return self.returncode
 
-    def _wait(self, timeout: Optional[float]) -> int:
-        if self.returncode is not None:
-            return self.returncode
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Wait (this greenlet only) for the child to exit and return ``returncode``;
+        ``TimeoutExpired`` after ``timeout`` seconds."""
         endtime = None if timeout is None else _time() + timeout
+        try:
+            return self._evloop_wait(timeout, endtime)
+        except KeyboardInterrupt:
+            self._evloop_after_interrupt(endtime)
+            raise
+
+    def _evloop_wait(self, timeout: Optional[float], endtime: Optional[float]) -> int:
         delay = _evos._POLL_MIN
-        while self._internal_poll() is None:
+        while self.poll() is None:
             remaining = None if endtime is None else endtime - _time()
             if remaining is not None and remaining <= 0:
                 raise TimeoutExpired(self.args, timeout)
@@ -296,7 +342,7 @@ class Popen(_subprocess.Popen):
         self._evloop_waiters.append(entry)
         timer = None
         try:
-            # SAFETY_POLL: _wait() polls the OS now and then (see evloop.os)
+            # SAFETY_POLL: _evloop_wait() polls the OS now and then (see evloop.os)
             wait = _evos.SAFETY_POLL if timeout is None else min(timeout, _evos.SAFETY_POLL)
             timer = hub.loop.timer(wait, ref=False)
             timer.start(waiter.switch, None, update=True)
@@ -306,37 +352,119 @@ class Popen(_subprocess.Popen):
             if timer is not None:
                 timer.close()
 
+    def _evloop_after_interrupt(self, endtime: Optional[float]) -> None:
+        """KeyboardInterrupt while waiting: the first time, give the child (which got the
+        SIGINT too) a moment to exit so it is reaped, as the stdlib does."""
+        wait = self._evloop_sigint_wait
+        self._evloop_sigint_wait = 0
+        if endtime is not None:
+            wait = min(wait, endtime - _time())
+        if wait > 0:
+            try:
+                self._evloop_wait(wait, _time() + wait)
+            except TimeoutExpired:
+                pass
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the child, unless it is known to have exited (polled first, so
+        a reaped child's pid, maybe reused, is not signalled)."""
+        self.poll()
+        if self.returncode is not None:
+            return
+        try:
+            _os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        # the stdlib's: close the pipes, then reap the child (after Ctrl-C: a moment only)
+        if self.stdout:
+            self.stdout.close()
+        if self.stderr:
+            self.stderr.close()
+        try:
+            if self.stdin:
+                self.stdin.close()
+        finally:
+            if exc_type is KeyboardInterrupt:
+                self._evloop_after_interrupt(None)
+            else:
+                self.wait()
+
     # -- communicate ---------------------------------------------------------------------
 
-    def _communicate(self, input: Any, endtime: Optional[float], orig_timeout: Optional[float]
-                     ) -> Tuple[Any, Any]:
-        # The stdlib's algorithm, with the select() replaced by io watchers.
-        if self.stdin and not self._communication_started:
-            try:
-                self.stdin.flush()
-            except BrokenPipeError:
-                pass
-            if not input:
+    def communicate(self, input: Any = None, timeout: Optional[float] = None
+                    ) -> Tuple[Any, Any]:
+        """Send ``input`` to stdin and close it, read stdout and stderr to their end, wait
+        for the child: ``(stdout, stderr)``, blocking only this greenlet. After
+        ``TimeoutExpired`` (which carries the output so far) a new call resumes."""
+        comm = self._evloop_comm
+        if comm is not None and input:
+            raise ValueError("Cannot send input after starting communication")
+        if (timeout is None and comm is None
+                and [self.stdin, self.stdout, self.stderr].count(None) >= 2):
+            # one pipe at most, no timeout: the stdlib's shortcut, through the green files
+            stdout = stderr = None
+            if self.stdin:
+                if input:
+                    _ignore_broken_pipe(self.stdin.write, input)
+                _ignore_broken_pipe(self.stdin.close)
+            elif self.stdout:
+                stdout = self.stdout.read()
+                self.stdout.close()
+            elif self.stderr:
+                stderr = self.stderr.read()
+                self.stderr.close()
+            self.wait()
+            return stdout, stderr
+        endtime = None if timeout is None else _time() + timeout
+        try:
+            stdout, stderr = self._evloop_communicate(input, endtime, timeout)
+        except KeyboardInterrupt:
+            self._evloop_after_interrupt(endtime)
+            raise
+        try:
+            self.wait(timeout=None if endtime is None else endtime - _time())
+        except TimeoutExpired as exc:
+            exc.timeout = timeout
+            raise
+        return stdout, stderr
+
+    def _evloop_communicate(self, input: Any, endtime: Optional[float],
+                            orig_timeout: Optional[float]) -> Tuple[Any, Any]:
+        # The stdlib's algorithm (as of 3.15), with the select() replaced by io watchers.
+        comm = self._evloop_comm
+        if comm is None:
+            comm = _Communication()
+            if self.stdin:
+                # bad input (str for a binary pipe...) raises here, before anything starts
+                if not input:
+                    pass
+                elif isinstance(self.stdin, _io.TextIOWrapper):
+                    comm.input = memoryview(input.encode(self.stdin.encoding,
+                                                         self.stdin.errors))
+                else:
+                    comm.input = memoryview(input).cast("B")
                 try:
-                    self.stdin.close()
+                    self.stdin.flush()  # what the caller wrote before
                 except BrokenPipeError:
                     pass
-
-        if not self._communication_started:
-            self._fileobj2output: Dict[Any, List[bytes]] = {}
-            if self.stdout:
-                self._fileobj2output[self.stdout] = []
-            if self.stderr:
-                self._fileobj2output[self.stderr] = []
-        stdout = self._fileobj2output[self.stdout] if self.stdout else None
-        stderr = self._fileobj2output[self.stderr] if self.stderr else None
-
-        self._save_input(input)
-        input_view = memoryview(self._input) if self._input else None
+                except ValueError:  # closed by the caller
+                    if not self.stdin.closed:
+                        raise
+                if not input:
+                    _ignore_broken_pipe(self.stdin.close)
+            for f in (self.stdout, self.stderr):
+                if f:
+                    comm.output[f] = []
+            self._evloop_comm = comm
+        stdout = comm.output.get(self.stdout) if self.stdout else None
+        stderr = comm.output.get(self.stderr) if self.stderr else None
 
         fds: Dict[int, Tuple[Any, int]] = {}  # fd -> (file object, READ/WRITE)
-        if (self.stdin and not self.stdin.closed and input_view is not None
-                and self._input_offset < len(input_view)):
+        view = comm.input
+        if (self.stdin and not self.stdin.closed and view is not None
+                and comm.offset < len(view)):
             fds[self.stdin.fileno()] = (self.stdin, _core.WRITE)
         for f in (self.stdout, self.stderr):
             if f and not f.closed:
@@ -344,43 +472,56 @@ class Popen(_subprocess.Popen):
 
         hub = get_hub()
         while fds:
-            timeout = _remaining(endtime)
-            if timeout is not None and timeout < 0:
-                self._check_timeout(endtime, orig_timeout, stdout, stderr,
-                                    skip_check_and_raise=True)
-            fd = _wait_any(hub, [(fd, ev) for fd, (_f, ev) in fds.items()], timeout)
-            self._check_timeout(endtime, orig_timeout, stdout, stderr)
+            remaining = None if endtime is None else endtime - _time()
+            if remaining is not None and remaining <= 0:
+                break
+            fd = _wait_any(hub, [(fd, ev) for fd, (_f, ev) in fds.items()], remaining)
+            if endtime is not None and _time() > endtime:
+                break
             if fd is None:
                 continue
             f, events = fds[fd]
             if events == _core.WRITE:
-                chunk = input_view[self._input_offset:self._input_offset + _PIPE_BUF]
+                chunk = view[comm.offset:comm.offset + _PIPE_BUF]
                 try:
-                    self._input_offset += _os.write(fd, chunk)
+                    comm.offset += _os.write(fd, chunk)
                 except BrokenPipeError:
                     del fds[fd]
-                    f.close()
+                    _ignore_broken_pipe(f.close)
                 else:
-                    if self._input_offset >= len(input_view):
+                    if comm.offset >= len(view):
                         del fds[fd]
-                        f.close()
+                        _ignore_broken_pipe(f.close)
             else:
                 data = _os.read(fd, _READ_CHUNK)
-                if not data:
+                if data:
+                    comm.output[f].append(data)
+                else:
                     del fds[fd]
                     f.close()
-                self._fileobj2output[f].append(data)
+        if fds:
+            raise TimeoutExpired(self.args, orig_timeout,
+                                 output=b"".join(stdout) if stdout else None,
+                                 stderr=b"".join(stderr) if stderr else None)
 
-        self.wait(timeout=_remaining(endtime))
+        try:
+            self.wait(timeout=None if endtime is None else endtime - _time())
+        except TimeoutExpired as exc:
+            exc.timeout = orig_timeout
+            raise
 
         out = b"".join(stdout) if stdout is not None else None
         err = b"".join(stderr) if stderr is not None else None
-        if self.text_mode:
-            if out is not None:
-                out = self._translate_newlines(out, self.stdout.encoding, self.stdout.errors)
-            if err is not None:
-                err = self._translate_newlines(err, self.stderr.encoding, self.stderr.errors)
+        # text mode: the stdlib decodes the whole output and translates newlines
+        if out is not None and isinstance(self.stdout, _io.TextIOWrapper):
+            out = _decode(out, self.stdout.encoding, self.stdout.errors)
+        if err is not None and isinstance(self.stderr, _io.TextIOWrapper):
+            err = _decode(err, self.stderr.encoding, self.stderr.errors)
         return out, err
+
+
+def _decode(data: bytes, encoding: str, errors: Optional[str]) -> str:
+    return data.decode(encoding, errors).replace("\r\n", "\n").replace("\r", "\n")
 
 
 # -- the convenience functions (the stdlib's, over this Popen) -----------------------------

@@ -744,6 +744,83 @@ def test_error_report_survives_unreadable_source_lines(errors, monkeypatch):
     assert "failed with KeyError" in text, text
 
 
+def test_error_report_when_out_of_fds_before_any_traceback_was_formatted():
+    # the first report of the process, with no fd left: 3.15's traceback imports _colorize
+    # lazily at its first report, and that import fails (OSError) without an fd. The report
+    # must name the frame, the exception and its cause, and carry no half-written lines.
+    proc = run_script("""
+        import errno, io, os, resource, sys, evloop
+        assert "_colorize" not in sys.modules or sys.version_info < (3, 15)
+        hub = evloop.get_hub()
+        hub.exception_stream = errors = io.StringIO()
+
+        def failing_callback():
+            try:
+                os.open("/dev/null", os.O_RDONLY)
+            except OSError as exc:
+                raise RuntimeError("accept failed") from exc
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (len(os.listdir("/proc/self/fd")) + 8, hard))
+        fillers = []
+        try:
+            while True:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError as exc:
+            assert exc.errno == errno.EMFILE, exc
+        hub.loop.run_callback(failing_callback)
+        evloop.sleep(0.01)
+        for fd in fillers:
+            os.close(fd)
+        sys.stdout.write(errors.getvalue())
+    """)
+    text = proc.stdout
+    assert "in failing_callback" in text, text
+    assert "OSError: [Errno 24] Too many open files" in text, text
+    assert "The above exception was the direct cause of the following exception" in text, text
+    assert "RuntimeError: accept failed" in text, text
+    assert "failed with RuntimeError" in text, text
+    # one report: each "Traceback" header is followed by its frames
+    assert text.count("Traceback (most recent call last") == 2, text
+
+
+def test_error_report_without_the_traceback_module(errors, monkeypatch):
+    # the hub's own report when the traceback module fails: frames, the exception, its
+    # notes, the chain, as traceback would give them (without source lines)
+    import traceback
+
+    def broken(*args, **kwargs):
+        raise MemoryError("formatting")
+
+    monkeypatch.setattr(traceback, "format_exception", broken)
+
+    def inner():
+        raise KeyError("first")
+
+    def failing_callback():
+        try:
+            inner()
+        except KeyError:
+            exc = ValueError("second")
+            exc.add_note("a note") if hasattr(exc, "add_note") else None
+            raise exc
+
+    get_hub().loop.run_callback(failing_callback)
+    evloop.sleep(0.01)
+    monkeypatch.undo()
+    text = errors.getvalue()
+    header = "Traceback (most recent call last; source lines unavailable: MemoryError):"
+    assert text.count(header) == 2, text
+    first, second = text.split("During handling of the above exception, another "
+                               "exception occurred:")
+    assert "in inner" in first and "KeyError: 'first'" in first, text
+    assert "in failing_callback" in second and "ValueError: second" in second, text
+    if sys.version_info >= (3, 11):
+        assert "ValueError: second\na note\n" in second, text
+    assert "failed with ValueError" in second, text
+
+
 def test_greenlet_exit_is_not_printed(errors):
     g = evloop.spawn(evloop.sleep, LONG)
     evloop.sleep(0)

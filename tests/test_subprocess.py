@@ -6,6 +6,8 @@ Each test reaps every child it starts; afterwards no child watch is left and lib
 SIGCHLD handler is down (the ``hub`` fixture checks). Tests that install a SIGCHLD handler
 run in a fresh interpreter. Timing assertions use lower bounds and generous upper bounds.
 """
+import array
+import gc
 import os
 import signal
 import stat
@@ -14,6 +16,8 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
+import weakref
 
 import pytest
 
@@ -51,7 +55,21 @@ def hub():
     yield hub
     evloop.sleep(0)
     evloop.sleep(0)
-    assert not evos._watches, evos._watches
+    left = {pid: list(watches) for pid, watches in evos._watches.items()}
+    if left:
+        # a failed test must not leave a running child whose referenced watch keeps the
+        # hub's loop alive for the tests after it (hub.join() would never return): kill
+        # and reap it, then fail
+        for pid in left:
+            if pid > 0:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        while evos._watches and time.monotonic() < deadline:
+            evloop.sleep(0.01)
+    assert not left, left
     assert not hub.loop.sigchld_installed
     evos._statuses.clear()
 
@@ -236,6 +254,41 @@ def test_context_manager_waits_and_closes(hub):
     assert p.returncode == 0 and p.stdout.closed
 
 
+def test_context_manager_after_keyboard_interrupt_waits_a_moment_only(hub):
+    # the stdlib's rule: Ctrl-C reached the child too; give it a moment, not forever
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with esp.Popen(["sleep", "10"]) as p:
+            raise KeyboardInterrupt
+    assert 0.2 <= time.monotonic() - t0 < 3
+    assert p.returncode is None
+    p.kill()
+    assert p.wait(timeout=10) == -signal.SIGKILL
+    with pytest.raises(KeyboardInterrupt):
+        with esp.Popen(["sleep", "10"]) as p:
+            os.kill(p.pid, signal.SIGINT)
+            raise KeyboardInterrupt
+    assert p.returncode == -signal.SIGINT  # it exited within the moment: reaped
+
+
+def test_dropped_popen_is_reaped_and_collected_without_a_warning(hub):
+    # the child watch keeps the Popen until the child is reaped, so the stdlib's __del__
+    # finds the returncode set (no "still running" warning, no waitpid of its own)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = esp.Popen(["sleep", "0.2"])
+        ref = weakref.ref(p)
+        del p
+        gc.collect()
+        assert ref() is not None
+        deadline = time.monotonic() + 10
+        while evos._watches and time.monotonic() < deadline:
+            evloop.sleep(0.01)
+        gc.collect()
+        assert ref() is None
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_many_children(hub):
     ps = [esp.Popen(["sh", "-c", f"exit {i % 7}"]) for i in range(30)]
     assert [p.wait(timeout=20) for p in ps] == [i % 7 for i in range(30)]
@@ -378,6 +431,30 @@ def test_communicate_child_not_reading_stdin(hub):
     p = esp.Popen(["true"], stdin=esp.PIPE, stdout=esp.PIPE)
     out, _ = p.communicate(b"x" * 1000000, timeout=10)  # EPIPE ignored
     assert out == b"" and p.returncode == 0
+
+
+def test_communicate_timeout_while_waiting_for_the_exit(hub):
+    # the pipes reach their end, the child goes on: TimeoutExpired from the final wait
+    # carries the caller's timeout (as 3.15's stdlib; earlier ones gave what was left)
+    p = esp.Popen(["sh", "-c", "exec >&- 2>&-; exec sleep 10"], stdout=esp.PIPE,
+                  stderr=esp.PIPE)
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        p.communicate(timeout=0.3)
+    assert info.value.timeout == 0.3
+    p.kill()
+    assert p.communicate() == (b"", b"") and p.returncode == -signal.SIGKILL
+
+
+def test_communicate_input_of_any_buffer(hub):
+    # a buffer of 4-byte items goes out whole (3.15's stdlib casts to bytes; so does evloop)
+    data = array.array("i", range(50000))
+    p = esp.Popen(["cat"], stdin=esp.PIPE, stdout=esp.PIPE, stderr=esp.PIPE)
+    out, err = p.communicate(memoryview(data), timeout=30)
+    assert out == data.tobytes() and err == b""
+    p = esp.Popen(["cat"], stdin=esp.PIPE, stdout=esp.PIPE)
+    with pytest.raises(TypeError):
+        p.communicate("text in a binary pipe", timeout=10)  # the stdlib's error
+    assert p.communicate(b"bytes", timeout=10) == (b"bytes", None)  # nothing had started
 
 
 def test_communicate_kill_then_communicate(hub):
