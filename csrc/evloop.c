@@ -446,6 +446,13 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
     double deadline = 0.0;
     (void)revents;
     if (self->cb_head == NULL) {
+        /* Also reached re-entrantly: a callback of a batch that emptied the queue runs the
+         * loop again (run() is re-entrant). The idle watcher is still active from the
+         * outer batch; left so, it would keep the nested run() polling without blocking
+         * for ever (run() never returning, run(once=True) returning before anything it
+         * waits for). The outer batch sets it again when it ends. */
+        if (self->ev != NULL && ev_is_active(&self->cb_idle))
+            ev_idle_stop(self->ev, &self->cb_idle);
         evloop_fork_watchers_due(self);
         return;
     }
