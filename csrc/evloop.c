@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #if EV_USE_EVENTFD
@@ -2129,6 +2130,7 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->ev = l;
     self->is_default = is_default;
+    self->owner_thread = PyThread_get_thread_ident();
     if (evloop_ensure_evpipe(self) < 0) {
         Py_DECREF(self); /* dealloc destroys the libev loop */
         return NULL;
@@ -2274,6 +2276,7 @@ pyloop_run(EvLoop *self, PyObject *args, PyObject *kwds)
     Py_INCREF(self);
     self->run_depth++;
     self->running_thread = me;
+    self->owner_thread = me;
     prev_running = evloop_running;
     evloop_running = self;
     evloop_syserr_errno = 0;
@@ -2566,6 +2569,36 @@ pyloop_handle_error(EvLoop *self, PyObject *args)
     return pyloop_handle_error_impl(self, context, type, value, tb);
 }
 
+/* Backpressure on other threads' work. A thread that queues work on a loop running in
+ * another thread keeps the GIL (queueing is a few hundred ns of C), while the loop's thread
+ * gets the GIL only for its share of the switch interval: a handful of such threads queue
+ * faster than the loop can run their callbacks, the backlog grows without bound, and
+ * everything queued behind it -- a timer's greenlet, the next step of a chain -- waits
+ * for the whole backlog (seconds; asyncio's call_soon_threadsafe pays a system call per
+ * call, which hands the GIL over and keeps its backlog short). So once the queue holds
+ * EVLOOP_THREADSAFE_BACKLOG entries or more, each further queueing from a thread other
+ * than the loop's own (the one that last ran it, or made it) gives the GIL away for a
+ * moment: the loop's thread takes it and runs the backlog down. Also while that thread is
+ * between two runs: the backlog it will find is bounded the same way. Never on the loop's
+ * own thread, where no-one else would run the backlog. Used by run_callback_threadsafe
+ * and by evloop.aio's call_soon_threadsafe. */
+#define EVLOOP_THREADSAFE_BACKLOG 1024
+#define EVLOOP_THREADSAFE_PAUSE_NS 50000
+
+static void
+evloop_threadsafe_backpressure(Py_ssize_t backlog)
+{
+    PyThreadState *ts;
+    struct timespec pause = {0, EVLOOP_THREADSAFE_PAUSE_NS};
+    if (backlog < EVLOOP_THREADSAFE_BACKLOG)
+        return;
+    ts = PyEval_SaveThread();
+    evloop_park_if_exiting();
+    nanosleep(&pause, NULL);
+    evloop_park_if_exiting();
+    PyEval_RestoreThread(ts);
+}
+
 /* threadsafe: 0 run_callback, 1 run_callback_threadsafe, 2 the same but a destroyed loop
  * queues nothing and returns None */
 static PyObject *
@@ -2596,8 +2629,11 @@ evloop_run_callback_common(EvLoop *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     evloop_queue_append(self, cb);
-    if (threadsafe)
+    if (threadsafe) {
         ev_async_send(self->ev, &self->cb_async);
+        if (self->owner_thread != PyThread_get_thread_ident())
+            evloop_threadsafe_backpressure(self->cb_count);
+    }
     return (PyObject *)cb;
 }
 
