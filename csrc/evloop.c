@@ -197,7 +197,7 @@ evloop_check_fd(PyObject *fdobj, int *out)
         return -1;
     }
     if (v > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "fd %ld is too large", v);
+        PyErr_Format(PyExc_OverflowError, "fd %ld is greater than the largest C int", v);
         return -1;
     }
     *out = (int)v;
@@ -1085,7 +1085,8 @@ watcher_set_args(EvWatcher *self, PyObject *value, void *c)
         return 0;
     }
     if (!PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
+        PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.100s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     Py_INCREF(value);
@@ -1721,14 +1722,30 @@ child_get_rpid(EvChild *self, void *c)
     return PyLong_FromLong(self->c.rpid);
 }
 
+/* rpid and rstatus are C ints: refuse what would be truncated, and deletion */
+static int
+evloop_set_c_int(PyObject *value, const char *name, int *out)
+{
+    long v;
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
+        return -1;
+    }
+    v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v > INT_MAX || v < INT_MIN) {
+        PyErr_Format(PyExc_OverflowError, "%s %ld does not fit a C int", name, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int
 child_set_rpid(EvChild *self, PyObject *value, void *c)
 {
-    long v = value ? PyLong_AsLong(value) : -1;
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    self->c.rpid = (int)v;
-    return 0;
+    return evloop_set_c_int(value, "rpid", &self->c.rpid);
 }
 
 static PyObject *
@@ -1740,11 +1757,7 @@ child_get_rstatus(EvChild *self, void *c)
 static int
 child_set_rstatus(EvChild *self, PyObject *value, void *c)
 {
-    long v = value ? PyLong_AsLong(value) : -1;
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    self->c.rstatus = (int)v;
-    return 0;
+    return evloop_set_c_int(value, "rstatus", &self->c.rstatus);
 }
 
 static PyGetSetDef child_getset[] = {
@@ -1941,10 +1954,18 @@ evloop_flag_from_name(PyObject *name, unsigned int *out)
     Py_DECREF(stripped);
     if (lower == NULL)
         return -1;
-    s = PyUnicode_AsUTF8(lower);
-    if (s == NULL) {
-        Py_DECREF(lower);
-        return -1;
+    {
+        Py_ssize_t len;
+        s = PyUnicode_AsUTF8AndSize(lower, &len);
+        if (s == NULL) {
+            Py_DECREF(lower);
+            return -1;
+        }
+        if ((size_t)len != strlen(s)) {
+            Py_DECREF(lower);
+            PyErr_Format(PyExc_ValueError, "embedded null character in loop flag %R", name);
+            return -1;
+        }
     }
     if (*s == '\0') {
         Py_DECREF(lower);
@@ -1967,6 +1988,11 @@ evloop_flag_from_name(PyObject *name, unsigned int *out)
     return -1;
 }
 
+/* every flag bit libev 4.33 defines: the backends and the EVFLAG_* options */
+#define EVLOOP_KNOWN_FLAGS                                                               \
+    (EVBACKEND_ALL | EVFLAG_NOENV | EVFLAG_FORKCHECK | EVFLAG_NOINOTIFY | EVFLAG_SIGNALFD \
+     | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD)
+
 static int
 evloop_parse_flags(PyObject *flags, unsigned int *out)
 {
@@ -1976,14 +2002,33 @@ evloop_parse_flags(PyObject *flags, unsigned int *out)
         return 0;
     }
     if (PyLong_Check(flags)) {
-        long v = PyLong_AsLong(flags);
+        /* libev's flags are an unsigned int: anything wider is refused, not truncated
+         * (2**32 + 2 would otherwise pick the poll backend), and so are bits libev does
+         * not define */
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(flags, &overflow);
         if (v == -1 && PyErr_Occurred())
             return -1;
-        if (v < 0) {
-            PyErr_Format(PyExc_ValueError, "loop flags must be >= 0, not %ld", v);
+        if (overflow < 0 || (overflow == 0 && v < 0)) {
+            PyErr_Format(PyExc_ValueError, "loop flags must be >= 0, not %R", flags);
+            return -1;
+        }
+        if (overflow > 0 || v > (long long)UINT_MAX) {
+            PyErr_Format(PyExc_OverflowError,
+                         "loop flags %R do not fit libev's 32-bit flags", flags);
+            return -1;
+        }
+        if ((unsigned int)v & ~(unsigned int)EVLOOP_KNOWN_FLAGS) {
+            PyErr_Format(PyExc_ValueError, "unknown loop flag bits 0x%x in %R",
+                         (int)((unsigned int)v & ~(unsigned int)EVLOOP_KNOWN_FLAGS), flags);
             return -1;
         }
         result = (unsigned int)v;
+    }
+    else if (PyBytes_Check(flags) || PyByteArray_Check(flags)) {
+        PyErr_Format(PyExc_TypeError, "loop flags must be None, an int, a str or a sequence "
+                     "of names (str), not %.100s", Py_TYPE(flags)->tp_name);
+        return -1;
     }
     else if (PyUnicode_Check(flags)) {
         PyObject *parts = PyObject_CallMethod(flags, "split", "s", ",");
@@ -2749,6 +2794,11 @@ pyloop_signal(EvLoop *self, PyObject *args, PyObject *kwds)
     signum = PyLong_AsLong(sigobj);
     if (signum == -1 && PyErr_Occurred())
         return NULL;
+    if (signum > INT_MAX || signum < INT_MIN) {
+        /* as signal.signal(): out of C int range is an OverflowError */
+        PyErr_Format(PyExc_OverflowError, "signal number %ld does not fit a C int", signum);
+        return NULL;
+    }
     if (signum < 1 || signum >= NSIG) {
         PyErr_Format(PyExc_ValueError, "signal number %ld out of range 1..%d", signum,
                      NSIG - 1);
@@ -2758,6 +2808,18 @@ pyloop_signal(EvLoop *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "signal %ld (%s) cannot be caught", signum,
                      signum == SIGKILL ? "SIGKILL" : "SIGSTOP");
         return NULL;
+    }
+    {
+        /* the C library keeps some numbers for itself (glibc: 32 and 33, for its threads);
+         * libev ignores sigaction's refusal, and the watcher would never fire */
+        struct sigaction probe;
+        if (sigaction((int)signum, NULL, &probe) < 0) {
+            char what[96];
+            int err = errno;
+            snprintf(what, sizeof what, "%s (signal %ld cannot be handled)", strerror(err),
+                     signum);
+            return evloop_raise_errno(err, what);
+        }
     }
     EVLOOP_NEW_WATCHER(EvSignal_Type, EvSignal, w);
     ev_signal_init(&w->s, (void (*)(struct ev_loop *, ev_signal *, int))evloop_watcher_cb,
@@ -2828,7 +2890,12 @@ pyloop_child(EvLoop *self, PyObject *args, PyObject *kwds)
     pid = PyLong_AsLong(pidobj);
     if (pid == -1 && PyErr_Occurred())
         return NULL;
-    if (pid < 0 || pid > INT_MAX) {
+    if (pid > INT_MAX) {
+        /* as os.waitpid(): out of pid_t range is an OverflowError */
+        PyErr_Format(PyExc_OverflowError, "pid %ld is greater than the largest pid_t", pid);
+        return NULL;
+    }
+    if (pid < 0) {
         PyErr_Format(PyExc_ValueError, "pid must be >= 0 (0: any child), not %ld", pid);
         return NULL;
     }
@@ -3000,6 +3067,26 @@ pyloop_set_error_handler(EvLoop *self, PyObject *value, void *c)
 {
     if (value == Py_None)
         value = NULL;
+    if (value != NULL && !PyCallable_Check(value)) {
+        /* an object whose handle_error is callable (gevent's hub), or a plain callable;
+         * anything else would only fail later, inside run(), when a callback raises */
+        PyObject *m = PyObject_GetAttrString(value, "handle_error");
+        int ok;
+        if (m == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+        }
+        ok = m != NULL && PyCallable_Check(m);
+        Py_XDECREF(m);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError,
+                         "error_handler must be None, a callable or an object with a "
+                         "handle_error(context, type, value, tb) method, not %.100s",
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+    }
     Py_XINCREF(value);
     Py_XSETREF(self->error_handler, value);
     return 0;
@@ -3258,8 +3345,13 @@ callback_set_args(EvCallback *self, PyObject *value, void *c)
         Py_CLEAR(self->callback);
         return 0;
     }
-    if (value == NULL || !PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete args (set it to None to cancel)");
+        return -1;
+    }
+    if (!PyTuple_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.100s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     if (self->args == NULL) {
