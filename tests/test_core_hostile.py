@@ -88,6 +88,11 @@ GLIBC_RESERVED = list(range(32, signal.SIGRTMIN)) if sys.platform.startswith("li
 # (id, case(ctx), expected): an exception type the call must raise, or None when the
 # value is valid and the call must succeed.
 CASES = [
+    # -- module functions ----------------------------------------------------------------
+    (f"core.{name}(1)", lambda c, name=name: getattr(core, name)(1), TypeError)
+    for name in ("time", "get_version", "get_header_version", "supported_backends",
+                 "recommended_backends", "embeddable_backends")
+] + [
     # -- core.loop(flags) --------------------------------------------------------------
     ("loop flags 2**32+2 (was: truncated to poll)", lambda c: core.loop(2**32 + 2), OverflowError),
     ("loop flags 2**64", lambda c: core.loop(BIG), OverflowError),

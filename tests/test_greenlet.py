@@ -1305,6 +1305,37 @@ def test_bad_timeout_is_refused_even_with_nothing_to_wait_for(call, bad, exc):
         func([spawn(lambda: 1)], count=0, timeout=bad)
 
 
+# the rest of the API, compared with gevent 26.9: the same exception type where gevent
+# raises at the call (spawn, link), a clear one where gevent accepts what cannot work
+# (NaN delays: gevent's timer never fires)
+@pytest.mark.parametrize("call,exc", [
+    (lambda: spawn(5), TypeError),
+    (lambda: spawn(), TypeError),
+    (lambda: Greenlet(None).start(), TypeError),
+    (lambda: spawn_later(1, 5), TypeError),
+    (lambda: spawn_later(float("nan"), forever), ValueError),
+    (lambda: spawn_later("1", forever), TypeError),
+    (lambda: Greenlet(forever).start_later(float("nan")), ValueError),
+    (lambda: spawn(lambda: 1).link(5), TypeError),
+    (lambda: spawn(lambda: 1).rawlink(None), TypeError),
+    (lambda: spawn(lambda: 1).link_value("x"), TypeError),
+    (lambda: spawn(lambda: 1).link_exception(object()), TypeError),
+    (lambda: evloop.with_timeout("soon", abs, 1), TypeError),
+    (lambda: evloop.with_timeout(float("nan"), abs, 1), ValueError),
+    (lambda: evloop.with_timeout(1, 5), TypeError),
+    (lambda: joinall(5), TypeError),
+    (lambda: wait([spawn(lambda: 1)], count="x"), TypeError),
+], ids=["spawn(5)", "spawn()", "Greenlet(None)", "spawn_later(1, 5)", "spawn_later(nan)",
+        "spawn_later('1')", "start_later(nan)", "link(5)", "rawlink(None)", "link_value('x')",
+        "link_exception(object())", "with_timeout('soon')", "with_timeout(nan)",
+        "with_timeout(1, 5)", "joinall(5)", "wait(count='x')"])
+def test_more_bad_arguments_at_the_call(call, exc, errors):
+    with pytest.raises(exc):
+        call()
+    sleep(0.01)
+    assert errors.getvalue() == ""
+
+
 def test_iwait_checks_its_arguments_at_the_call():
     with pytest.raises(TypeError, match="cannot wait on"):
         iwait([1])
