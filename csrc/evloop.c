@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #if EV_USE_EVENTFD
@@ -196,7 +197,7 @@ evloop_check_fd(PyObject *fdobj, int *out)
         return -1;
     }
     if (v > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "fd %ld is too large", v);
+        PyErr_Format(PyExc_OverflowError, "fd %ld is greater than the largest C int", v);
         return -1;
     }
     *out = (int)v;
@@ -446,6 +447,13 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
     double deadline = 0.0;
     (void)revents;
     if (self->cb_head == NULL) {
+        /* Also reached re-entrantly: a callback of a batch that emptied the queue runs the
+         * loop again (run() is re-entrant). The idle watcher is still active from the
+         * outer batch; left so, it would keep the nested run() polling without blocking
+         * for ever (run() never returning, run(once=True) returning before anything it
+         * waits for). The outer batch sets it again when it ends. */
+        if (self->ev != NULL && ev_is_active(&self->cb_idle))
+            ev_idle_stop(self->ev, &self->cb_idle);
         evloop_fork_watchers_due(self);
         return;
     }
@@ -1077,7 +1085,8 @@ watcher_set_args(EvWatcher *self, PyObject *value, void *c)
         return 0;
     }
     if (!PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
+        PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.100s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     Py_INCREF(value);
@@ -1713,14 +1722,30 @@ child_get_rpid(EvChild *self, void *c)
     return PyLong_FromLong(self->c.rpid);
 }
 
+/* rpid and rstatus are C ints: refuse what would be truncated, and deletion */
+static int
+evloop_set_c_int(PyObject *value, const char *name, int *out)
+{
+    long v;
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
+        return -1;
+    }
+    v = PyLong_AsLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v > INT_MAX || v < INT_MIN) {
+        PyErr_Format(PyExc_OverflowError, "%s %ld does not fit a C int", name, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int
 child_set_rpid(EvChild *self, PyObject *value, void *c)
 {
-    long v = value ? PyLong_AsLong(value) : -1;
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    self->c.rpid = (int)v;
-    return 0;
+    return evloop_set_c_int(value, "rpid", &self->c.rpid);
 }
 
 static PyObject *
@@ -1732,11 +1757,7 @@ child_get_rstatus(EvChild *self, void *c)
 static int
 child_set_rstatus(EvChild *self, PyObject *value, void *c)
 {
-    long v = value ? PyLong_AsLong(value) : -1;
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    self->c.rstatus = (int)v;
-    return 0;
+    return evloop_set_c_int(value, "rstatus", &self->c.rstatus);
 }
 
 static PyGetSetDef child_getset[] = {
@@ -1933,10 +1954,18 @@ evloop_flag_from_name(PyObject *name, unsigned int *out)
     Py_DECREF(stripped);
     if (lower == NULL)
         return -1;
-    s = PyUnicode_AsUTF8(lower);
-    if (s == NULL) {
-        Py_DECREF(lower);
-        return -1;
+    {
+        Py_ssize_t len;
+        s = PyUnicode_AsUTF8AndSize(lower, &len);
+        if (s == NULL) {
+            Py_DECREF(lower);
+            return -1;
+        }
+        if ((size_t)len != strlen(s)) {
+            Py_DECREF(lower);
+            PyErr_Format(PyExc_ValueError, "embedded null character in loop flag %R", name);
+            return -1;
+        }
     }
     if (*s == '\0') {
         Py_DECREF(lower);
@@ -1959,6 +1988,11 @@ evloop_flag_from_name(PyObject *name, unsigned int *out)
     return -1;
 }
 
+/* every flag bit libev 4.33 defines: the backends and the EVFLAG_* options */
+#define EVLOOP_KNOWN_FLAGS                                                               \
+    (EVBACKEND_ALL | EVFLAG_NOENV | EVFLAG_FORKCHECK | EVFLAG_NOINOTIFY | EVFLAG_SIGNALFD \
+     | EVFLAG_NOSIGMASK | EVFLAG_NOTIMERFD)
+
 static int
 evloop_parse_flags(PyObject *flags, unsigned int *out)
 {
@@ -1968,14 +2002,33 @@ evloop_parse_flags(PyObject *flags, unsigned int *out)
         return 0;
     }
     if (PyLong_Check(flags)) {
-        long v = PyLong_AsLong(flags);
+        /* libev's flags are an unsigned int: anything wider is refused, not truncated
+         * (2**32 + 2 would otherwise pick the poll backend), and so are bits libev does
+         * not define */
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(flags, &overflow);
         if (v == -1 && PyErr_Occurred())
             return -1;
-        if (v < 0) {
-            PyErr_Format(PyExc_ValueError, "loop flags must be >= 0, not %ld", v);
+        if (overflow < 0 || (overflow == 0 && v < 0)) {
+            PyErr_Format(PyExc_ValueError, "loop flags must be >= 0, not %R", flags);
+            return -1;
+        }
+        if (overflow > 0 || v > (long long)UINT_MAX) {
+            PyErr_Format(PyExc_OverflowError,
+                         "loop flags %R do not fit libev's 32-bit flags", flags);
+            return -1;
+        }
+        if ((unsigned int)v & ~(unsigned int)EVLOOP_KNOWN_FLAGS) {
+            PyErr_Format(PyExc_ValueError, "unknown loop flag bits 0x%x in %R",
+                         (int)((unsigned int)v & ~(unsigned int)EVLOOP_KNOWN_FLAGS), flags);
             return -1;
         }
         result = (unsigned int)v;
+    }
+    else if (PyBytes_Check(flags) || PyByteArray_Check(flags)) {
+        PyErr_Format(PyExc_TypeError, "loop flags must be None, an int, a str or a sequence "
+                     "of names (str), not %.100s", Py_TYPE(flags)->tp_name);
+        return -1;
     }
     else if (PyUnicode_Check(flags)) {
         PyObject *parts = PyObject_CallMethod(flags, "split", "s", ",");
@@ -2122,6 +2175,7 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->ev = l;
     self->is_default = is_default;
+    self->owner_thread = PyThread_get_thread_ident();
     if (evloop_ensure_evpipe(self) < 0) {
         Py_DECREF(self); /* dealloc destroys the libev loop */
         return NULL;
@@ -2267,6 +2321,7 @@ pyloop_run(EvLoop *self, PyObject *args, PyObject *kwds)
     Py_INCREF(self);
     self->run_depth++;
     self->running_thread = me;
+    self->owner_thread = me;
     prev_running = evloop_running;
     evloop_running = self;
     evloop_syserr_errno = 0;
@@ -2559,6 +2614,36 @@ pyloop_handle_error(EvLoop *self, PyObject *args)
     return pyloop_handle_error_impl(self, context, type, value, tb);
 }
 
+/* Backpressure on other threads' work. A thread that queues work on a loop running in
+ * another thread keeps the GIL (queueing is a few hundred ns of C), while the loop's thread
+ * gets the GIL only for its share of the switch interval: a handful of such threads queue
+ * faster than the loop can run their callbacks, the backlog grows without bound, and
+ * everything queued behind it -- a timer's greenlet, the next step of a chain -- waits
+ * for the whole backlog (seconds; asyncio's call_soon_threadsafe pays a system call per
+ * call, which hands the GIL over and keeps its backlog short). So once the queue holds
+ * EVLOOP_THREADSAFE_BACKLOG entries or more, each further queueing from a thread other
+ * than the loop's own (the one that last ran it, or made it) gives the GIL away for a
+ * moment: the loop's thread takes it and runs the backlog down. Also while that thread is
+ * between two runs: the backlog it will find is bounded the same way. Never on the loop's
+ * own thread, where no-one else would run the backlog. Used by run_callback_threadsafe
+ * and by evloop.aio's call_soon_threadsafe. */
+#define EVLOOP_THREADSAFE_BACKLOG 1024
+#define EVLOOP_THREADSAFE_PAUSE_NS 50000
+
+static void
+evloop_threadsafe_backpressure(Py_ssize_t backlog)
+{
+    PyThreadState *ts;
+    struct timespec pause = {0, EVLOOP_THREADSAFE_PAUSE_NS};
+    if (backlog < EVLOOP_THREADSAFE_BACKLOG)
+        return;
+    ts = PyEval_SaveThread();
+    evloop_park_if_exiting();
+    nanosleep(&pause, NULL);
+    evloop_park_if_exiting();
+    PyEval_RestoreThread(ts);
+}
+
 /* threadsafe: 0 run_callback, 1 run_callback_threadsafe, 2 the same but a destroyed loop
  * queues nothing and returns None */
 static PyObject *
@@ -2589,8 +2674,11 @@ evloop_run_callback_common(EvLoop *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     evloop_queue_append(self, cb);
-    if (threadsafe)
+    if (threadsafe) {
         ev_async_send(self->ev, &self->cb_async);
+        if (self->owner_thread != PyThread_get_thread_ident())
+            evloop_threadsafe_backpressure(self->cb_count);
+    }
     return (PyObject *)cb;
 }
 
@@ -2706,6 +2794,11 @@ pyloop_signal(EvLoop *self, PyObject *args, PyObject *kwds)
     signum = PyLong_AsLong(sigobj);
     if (signum == -1 && PyErr_Occurred())
         return NULL;
+    if (signum > INT_MAX || signum < INT_MIN) {
+        /* as signal.signal(): out of C int range is an OverflowError */
+        PyErr_Format(PyExc_OverflowError, "signal number %ld does not fit a C int", signum);
+        return NULL;
+    }
     if (signum < 1 || signum >= NSIG) {
         PyErr_Format(PyExc_ValueError, "signal number %ld out of range 1..%d", signum,
                      NSIG - 1);
@@ -2715,6 +2808,18 @@ pyloop_signal(EvLoop *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "signal %ld (%s) cannot be caught", signum,
                      signum == SIGKILL ? "SIGKILL" : "SIGSTOP");
         return NULL;
+    }
+    {
+        /* the C library keeps some numbers for itself (glibc: 32 and 33, for its threads);
+         * libev ignores sigaction's refusal, and the watcher would never fire */
+        struct sigaction probe;
+        if (sigaction((int)signum, NULL, &probe) < 0) {
+            char what[96];
+            int err = errno;
+            snprintf(what, sizeof what, "%s (signal %ld cannot be handled)", strerror(err),
+                     signum);
+            return evloop_raise_errno(err, what);
+        }
     }
     EVLOOP_NEW_WATCHER(EvSignal_Type, EvSignal, w);
     ev_signal_init(&w->s, (void (*)(struct ev_loop *, ev_signal *, int))evloop_watcher_cb,
@@ -2785,7 +2890,12 @@ pyloop_child(EvLoop *self, PyObject *args, PyObject *kwds)
     pid = PyLong_AsLong(pidobj);
     if (pid == -1 && PyErr_Occurred())
         return NULL;
-    if (pid < 0 || pid > INT_MAX) {
+    if (pid > INT_MAX) {
+        /* as os.waitpid(): out of pid_t range is an OverflowError */
+        PyErr_Format(PyExc_OverflowError, "pid %ld is greater than the largest pid_t", pid);
+        return NULL;
+    }
+    if (pid < 0) {
         PyErr_Format(PyExc_ValueError, "pid must be >= 0 (0: any child), not %ld", pid);
         return NULL;
     }
@@ -2957,6 +3067,26 @@ pyloop_set_error_handler(EvLoop *self, PyObject *value, void *c)
 {
     if (value == Py_None)
         value = NULL;
+    if (value != NULL && !PyCallable_Check(value)) {
+        /* an object whose handle_error is callable (gevent's hub), or a plain callable;
+         * anything else would only fail later, inside run(), when a callback raises */
+        PyObject *m = PyObject_GetAttrString(value, "handle_error");
+        int ok;
+        if (m == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+        }
+        ok = m != NULL && PyCallable_Check(m);
+        Py_XDECREF(m);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError,
+                         "error_handler must be None, a callable or an object with a "
+                         "handle_error(context, type, value, tb) method, not %.100s",
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+    }
     Py_XINCREF(value);
     Py_XSETREF(self->error_handler, value);
     return 0;
@@ -3215,8 +3345,13 @@ callback_set_args(EvCallback *self, PyObject *value, void *c)
         Py_CLEAR(self->callback);
         return 0;
     }
-    if (value == NULL || !PyTuple_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "args must be a tuple or None");
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete args (set it to None to cancel)");
+        return -1;
+    }
+    if (!PyTuple_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "args must be a tuple or None, not %.100s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     if (self->args == NULL) {

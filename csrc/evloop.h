@@ -77,6 +77,7 @@ typedef struct EvLoop {
     int fork_due;               /* reinit() was called (after fork): the fork watchers have
                                    not run yet (see evloop_fork_watchers_due) */
     unsigned long running_thread;
+    unsigned long owner_thread; /* the thread that made the loop or last ran it */
     PyThreadState *tstate;      /* saved while the poll runs without the GIL */
     PyObject *error_handler;    /* strong or NULL */
     /* an exception to raise out of run() */

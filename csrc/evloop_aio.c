@@ -1342,8 +1342,11 @@ aio_call_soon_common(AioLoop *self, PyObject *const *args, Py_ssize_t nargs,
         /* from any thread: the loop may sit in its poll; only the wake-up is thread-safe
          * in libev, the idle watcher is started by the loop's own thread */
         struct ev_loop *l = aio_ev(self);
-        if (l != NULL)
+        if (l != NULL) {
             ev_async_send(l, &self->wakeup);
+            if (self->bound_thread != PyThread_get_thread_ident())
+                evloop_threadsafe_backpressure(self->ready_count);
+        }
     }
     else {
         aio_kick(self);

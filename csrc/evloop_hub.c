@@ -21,6 +21,7 @@ static PyObject *evloop_exc_LoopExit = NULL;
 static PyObject *evloop_exc_BlockingSwitchOutError = NULL;
 static PyObject *evloop_exc_ConcurrentObjectUseError = NULL;
 static PyObject *evloop_exc_InvalidSwitchError = NULL;
+static PyObject *evloop_str_loop = NULL;       /* interned "loop" */
 
 typedef struct EvWaiter {
     PyObject_HEAD
@@ -715,6 +716,25 @@ mod_hub_wait(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
                      Py_TYPE(args[1])->tp_name);
         return NULL;
     }
+    {
+        /* Only this hub's loop can wake this greenlet: a watcher of another loop (another
+         * thread's hub, a private loop) would be started there and never switch back here,
+         * and the wait would end in a LoopExit that blames the hub, or never end. (The
+         * C paths that call evloop_hub_wait make their watchers on the hub's loop.) */
+        PyObject *hubloop = PyObject_GetAttr(args[0], evloop_str_loop);
+        EvWatcher *w = (EvWatcher *)args[1];
+        if (hubloop == NULL)
+            return NULL;
+        if (PyObject_TypeCheck(hubloop, &EvLoop_Type) && (EvLoop *)hubloop != w->loop) {
+            PyErr_Format(PyExc_ValueError,
+                         "cannot wait on %R: it belongs to %R, not to this hub's loop %R "
+                         "(each thread's hub has its own loop; make the watcher with "
+                         "hub.loop)", (PyObject *)w, (PyObject *)w->loop, hubloop);
+            Py_DECREF(hubloop);
+            return NULL;
+        }
+        Py_DECREF(hubloop);
+    }
     return evloop_hub_wait(args[0], (EvWatcher *)args[1]);
 }
 
@@ -834,7 +854,6 @@ mod_hub_sleep(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *evloop_hub_key = NULL;       /* interned "evloop.hub" */
 static PyObject *evloop_hub_factory = NULL;   /* evloop.hub.get_hub, for the slow path */
 static PyObject *evloop_zero = NULL;
-static PyObject *evloop_str_loop = NULL;
 
 /* --- a thread's hub is destroyed when the thread ends -------------------------------------
  *

@@ -18,7 +18,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 from evloop.core import _greenlet_enter, _greenlet_leave
 from evloop.exceptions import InvalidSwitchError
-from evloop.hub import Waiter, _seconds, _wait_within, get_hub
+from evloop.hub import Waiter, _check_throwable, _seconds, _wait_within, get_hub
 from evloop.hub import _get_hub_if_exists
 from evloop.timeout import Timeout
 
@@ -344,7 +344,12 @@ class Greenlet(greenlet):
         """Raise ``exception`` in the greenlet (from the hub) and, if ``block``, wait for it
         to finish (up to ``timeout``). A greenlet that never started is marked dead with
         ``exception`` as its result and its links run; killing a dead greenlet does nothing.
+        ``exception`` must be an exception class or instance and ``timeout`` a number or
+        None (TypeError at the call otherwise).
         """
+        _check_throwable(exception)
+        if timeout is not None:
+            _seconds(timeout, "timeout")
         self._cancel_start()
         if self.dead:
             return
@@ -365,6 +370,8 @@ class Greenlet(greenlet):
         On a finished greenlet it does nothing (a plain greenlet would pass the exception
         to its parent, the hub); one that never ran finishes with the exception as its
         result, without running."""
+        if args:
+            _check_throwable(args[0])
         self._cancel_start()
         if greenlet.dead.__get__(self) or self._start_event is _CANCELLED:
             return None
@@ -459,20 +466,30 @@ def iwait(objects: Optional[Sequence[Any]], timeout: Optional[float] = None,
           count: Optional[int] = None) -> Iterator[Any]:
     """Yield objects (greenlets, events, ...) as they become ready, at most ``count`` of
     them, until ``timeout`` seconds have passed. ``objects=None``: wait for the hub's loop
-    to have nothing left to do, yielding nothing."""
+    to have nothing left to do, yielding nothing. The arguments are checked at the call;
+    the waiting starts with the iteration."""
+    if timeout is not None:
+        timeout = _seconds(timeout, "timeout")
+    if objects is None:
+        return _iwait(None, timeout, 0)
+    objects = _check_waitable(objects)
+    total = len(objects) if count is None else min(max(count, 0), len(objects))
+    return _iwait(objects, timeout, total)
+
+
+def _iwait(objects: Optional[List[Any]], timeout: Optional[float],
+           total: int) -> Iterator[Any]:
     hub = get_hub()
     if objects is None:
         hub.join(timeout=timeout)
         return
-    objects = _check_waitable(objects)
-    total = len(objects) if count is None else min(max(count, 0), len(objects))
     if total == 0:
         return
     collector = _Collector(hub, 1)
     collector.waiter.what = objects
     timer = None
     if timeout is not None:
-        timer = hub.loop.timer(_seconds(timeout, "timeout"), priority=-1)
+        timer = hub.loop.timer(timeout, priority=-1)
         timer.start(collector.timeout, update=True)
     try:
         for obj in objects:
@@ -504,6 +521,8 @@ def wait(objects: Optional[Sequence[Any]] = None, timeout: Optional[float] = Non
     if objects is None:
         return hub.join(timeout=timeout)
     objects = _check_waitable(objects)
+    if timeout is not None:
+        timeout = _seconds(timeout, "timeout")
     total = len(objects) if count is None else min(max(count, 0), len(objects))
     if total == 0:
         return []
@@ -511,7 +530,7 @@ def wait(objects: Optional[Sequence[Any]] = None, timeout: Optional[float] = Non
     collector.waiter.what = objects
     timer = None
     if timeout is not None:
-        timer = hub.loop.timer(_seconds(timeout, "timeout"), priority=-1)
+        timer = hub.loop.timer(timeout, priority=-1)
         timer.start(collector.timeout, update=True)
     ready = collector.ready
     try:
@@ -569,8 +588,16 @@ def _killall(greenlets: List[Any], exception: Any, waiter: Optional[Waiter]) -> 
 def killall(greenlets: Sequence[Any], exception: Any = GreenletExit, block: bool = True,
             timeout: Optional[float] = None) -> None:
     """Kill every greenlet (raising ``exception`` in each, from the hub) and, if ``block``,
-    wait up to ``timeout`` for them to finish (Timeout if some are still alive then)."""
+    wait up to ``timeout`` for them to finish (Timeout if some are still alive then).
+    Everything is checked before anything is killed: ``greenlets`` must hold greenlets,
+    ``exception`` be an exception class or instance, ``timeout`` a number or None."""
+    _check_throwable(exception)
+    if timeout is not None:
+        _seconds(timeout, "timeout")
     greenlets = list(greenlets)
+    for g in greenlets:
+        if not isinstance(g, greenlet):
+            raise TypeError(f"killall() needs greenlets, not {g!r}")
     if not greenlets:
         return
     # a greenlet scheduled but not yet running is finished here and now: it must not get

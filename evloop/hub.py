@@ -19,6 +19,7 @@ from _thread import get_ident, get_native_id
 from typing import Any, Callable, Dict, Optional
 
 from greenlet import GreenletExit, getcurrent, greenlet
+from greenlet import error as greenlet_error
 
 from evloop import core
 from evloop._config import get_config
@@ -344,7 +345,16 @@ class Hub(greenlet):
         and the loop itself when ``destroy_loop`` (default: unless it is the default
         loop). A loop that is kept is left empty: every watcher started on it is stopped
         and every queued callback dropped. Greenlets still waiting in this hub are never
-        resumed (waking their Waiters later does nothing)."""
+        resumed (waking their Waiters later does nothing).
+
+        A hub whose loop is running (suspended inside ``loop.run()``) can only be destroyed
+        from its own thread, the only one that can switch into it: from another thread
+        this raises ``greenlet.error`` before anything is stopped."""
+        if self and not self.dead and self.thread_ident != get_ident():
+            raise greenlet_error(
+                f"cannot destroy {self!r} from thread {get_ident()}: the hub is running "
+                f"in thread {self.thread_ident}, and only that thread can make it leave its "
+                f"loop (destroy it there, or let the thread end)")
         if self._monitor is not None:
             self._monitor.stop()
             self._monitor = None
@@ -427,6 +437,17 @@ def _seconds(value: Any, what: str = "seconds") -> float:
     return value if value > 0 else 0.0
 
 
+def _check_throwable(exception: Any, what: str = "exception") -> None:
+    """What kill(), killall() and Timeout raise in a greenlet must be an exception class or
+    instance: checked at the call, since the hub raises it later, in another greenlet, where
+    a TypeError would only be reported against the victim (which is not interrupted)."""
+    if isinstance(exception, BaseException):
+        return
+    if isinstance(exception, type) and issubclass(exception, BaseException):
+        return
+    raise TypeError(f"{what} must be an exception class or instance, not {exception!r}")
+
+
 def _wait_within(waiter: Waiter, seconds: float, timed_out: Any) -> Any:
     """``waiter.get()``, or ``timed_out`` once ``seconds`` have passed: the timeout every
     blocking primitive puts on its Waiter. The timer counts from now (not the loop's cached
@@ -494,9 +515,12 @@ def spawn_raw(function: Callable[..., Any], *args: Any, **kwargs: Any) -> greenl
 def kill(greenlet_: Any, exception: Any = GreenletExit) -> None:
     """Kill a greenlet without waiting: a Greenlet's own ``kill(block=False)``, or for a raw
     greenlet, raise ``exception`` in it from the hub."""
+    _check_throwable(exception)
+    killer = getattr(greenlet_, "kill", None)
+    if not isinstance(greenlet_, greenlet) and not callable(killer):
+        raise TypeError(f"kill() needs a greenlet, not {type(greenlet_).__name__}")
     if getattr(greenlet_, "dead", False):
         return
-    killer = getattr(greenlet_, "kill", None)
     if killer is not None:
         killer(exception=exception, block=False)
     else:

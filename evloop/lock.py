@@ -31,7 +31,8 @@ class Semaphore:
     """A counter of permits: ``acquire()`` takes one (blocking while there is none),
     ``release()`` gives one back and wakes the longest-waiting greenlet.
 
-    ``Semaphore(value=1, hub=None)``; ``value`` < 0 raises ValueError; ``hub`` (gevent's
+    ``Semaphore(value=1, hub=None)``; ``value`` < 0 raises ValueError, a ``value`` that is
+    not an int (None included, as in gevent and threading) TypeError; ``hub`` (gevent's
     argument) binds it to that hub at once instead of to the hub of its first waiter.
     Releasing more than was acquired is allowed (use BoundedSemaphore to forbid it). A
     context manager (``with sem:``).
@@ -40,8 +41,6 @@ class Semaphore:
     __slots__ = ("counter", "_links", "_hub", "_schedule", "_notifier", "__weakref__")
 
     def __init__(self, value: int = 1, hub: Any = None) -> None:
-        if value is None:
-            value = 1
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"semaphore initial value must be an int, not "
                             f"{type(value).__name__}")
@@ -289,7 +288,10 @@ class Lock(BoundedSemaphore):
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         """Lock it; see Semaphore.acquire. ``timeout=-1`` (the default) or None waits
-        forever; a timeout with ``blocking=False`` raises ValueError, as in threading."""
+        forever; a timeout with ``blocking=False`` raises ValueError, as in threading, and
+        one that is not a number TypeError, even when the lock is free."""
+        if timeout != -1 and timeout is not None:
+            _timeout_seconds(timeout)
         if self.counter > 0 and (not blocking or not self._links):
             if not blocking and timeout is not None and timeout != -1:
                 raise ValueError("can't specify a timeout for a non-blocking call")
@@ -361,6 +363,11 @@ class RLock:
                 f"owner={self._owner!r}>")
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take the lock, or count one more acquire by its owner. ``timeout``: as in
+        Semaphore.acquire; one that is not a number is a TypeError even when the lock is
+        free or already held (threading.RLock's behaviour)."""
+        if timeout is not None:
+            _timeout_seconds(timeout)
         me = getcurrent()
         if self._owner is me:
             self._count += 1

@@ -18,16 +18,33 @@ from queue import Full as _QueueFull
 from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set,
                     Tuple)
 
-from greenlet import GreenletExit, getcurrent
+from greenlet import GreenletExit, getcurrent, greenlet as _greenlet
 
 from evloop.greenlet import Greenlet, joinall
-from evloop.hub import Waiter, _seconds, _wait_within, get_hub
+from evloop.hub import Waiter, _check_throwable, _seconds, _wait_within, get_hub
 
 __all__ = ["Group", "Pool", "PoolFull"]
 
 _TIMEOUT = object()
 _WOKEN = object()
 _UNBOUNDED = sys.maxsize
+
+
+# Bad arguments are refused at the call: what the group runs later (in another greenlet, or
+# in the hub) could only report them to the hub, against an innocent greenlet.
+def _check_callable(func: Any) -> None:
+    if not callable(func):
+        raise TypeError(f"func must be callable, not {type(func).__name__}")
+
+
+def _check_greenlet(obj: Any) -> None:
+    if not isinstance(obj, _greenlet):
+        raise TypeError(f"a Group tracks greenlets, not {type(obj).__name__}")
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is not None:
+        _seconds(timeout, "timeout")
 
 
 def _deadline_left(hub: Any, deadline: Optional[float]) -> Optional[float]:
@@ -201,6 +218,7 @@ class Group:
     def add(self, greenlet: Any) -> None:
         """Track ``greenlet`` until it finishes. A plain greenlet (without ``rawlink``) is
         tracked until discarded."""
+        _check_greenlet(greenlet)
         rawlink = getattr(greenlet, "rawlink", None)
         if rawlink is not None:
             rawlink(self._discard)
@@ -248,6 +266,7 @@ class Group:
 
         ``raise_error``: afterwards, raise the exception of one of the greenlets tracked
         when join was called that finished with one."""
+        _check_timeout(timeout)
         snapshot = list(self.greenlets) if raise_error else ()
         result = self._wait_empty(timeout)
         for greenlet in snapshot:
@@ -279,6 +298,7 @@ class Group:
              timeout: Optional[float] = None) -> None:
         """Kill every tracked greenlet (each at most once) and, if ``block``, wait until
         they finished (greenlets added meanwhile are killed too), up to ``timeout``."""
+        _check_throwable(exception)
         hub = self._hub
         deadline = None
         if timeout is not None:
@@ -324,6 +344,8 @@ class Group:
                 timeout: Optional[float] = None) -> None:
         """Kill ``greenlet`` if this group tracks it and did not kill it already; if
         ``block``, wait for it to finish (up to ``timeout``)."""
+        _check_throwable(exception)
+        _check_timeout(timeout)
         if greenlet not in self.dying and greenlet in self.greenlets:
             self.dying.add(greenlet)
             killer = getattr(greenlet, "kill", None)
@@ -340,6 +362,7 @@ class Group:
 
     def wait_available(self, timeout: Optional[float] = None) -> Optional[int]:
         """Block until ``spawn`` would not block: returns at once for a Group."""
+        _check_timeout(timeout)
         return None
 
     # -- apply and map -------------------------------------------------------------------
@@ -354,6 +377,7 @@ class Group:
         """Run ``func(*args, **kwds)`` in a greenlet of the group and return its result
         (or raise its exception). Called from a greenlet of this group, it runs ``func``
         directly."""
+        _check_callable(func)
         args = () if args is None else tuple(args)
         kwds = {} if kwds is None else kwds
         if self._apply_immediately():
@@ -378,6 +402,9 @@ class Group:
 
         When the pool is full the returned greenlet is an untracked one that waits for a
         slot itself, so join the returned greenlet, not the group, to wait for it."""
+        _check_callable(func)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         args = () if args is None else tuple(args)
         kwds = {} if kwds is None else kwds
         if self.full():
@@ -406,7 +433,10 @@ class Group:
                   callback: Optional[Callable[[List[Any]], Any]] = None) -> Greenlet:
         """``map`` in a new (untracked) greenlet, returned; ``callback(results)`` runs in
         it when all are done."""
-        return Greenlet.spawn(self.map_cb, func, iterable, callback)
+        _check_callable(func)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        return Greenlet.spawn(self.map_cb, func, iter(iterable), callback)
 
     def imap(self, func: Callable[..., Any], *iterables: Iterable[Any],
              maxsize: Optional[int] = None) -> "IMap":
@@ -416,11 +446,13 @@ class Group:
 
         ``maxsize``: at most that many calls are started but not yet consumed; the feeding
         greenlet waits for the consumer beyond that."""
+        _check_callable(func)
         return IMap.spawn(func, zip(*iterables), spawn=self.spawn, maxsize=maxsize)
 
     def imap_unordered(self, func: Callable[..., Any], *iterables: Iterable[Any],
                        maxsize: Optional[int] = None) -> "IMapUnordered":
         """Like ``imap``, but yields results as they finish."""
+        _check_callable(func)
         return IMapUnordered.spawn(func, zip(*iterables), spawn=self.spawn,
                                    maxsize=maxsize)
 
@@ -494,6 +526,7 @@ class Pool(Group):
     def wait_available(self, timeout: Optional[float] = None) -> int:
         """Block until a slot is free (without taking it) or ``timeout`` passes; return
         ``free_count()`` (0 on timeout). With ``size=0`` this waits until the timeout."""
+        _check_timeout(timeout)
         if self._size is None:
             return 1
         return self._slots.wait(timeout)
@@ -505,6 +538,8 @@ class Pool(Group):
         Raises PoolFull if ``blocking`` is false and the pool is full, or if ``timeout``
         seconds pass without a slot. Adding a greenlet already tracked does nothing.
         """
+        _check_greenlet(greenlet)
+        _check_timeout(timeout)
         if greenlet in self.greenlets:
             return
         if not self._slots.acquire(blocking, timeout):
@@ -550,9 +585,14 @@ class IMapUnordered(Greenlet):
 
     def __init__(self, func: Callable[..., Any], iterable: Iterable[Any],
                  spawn: Callable[..., Any], maxsize: Optional[int] = None) -> None:
+        _check_callable(func)
         Greenlet.__init__(self)
-        if maxsize is not None and maxsize < 0:
-            raise ValueError(f"maxsize must not be negative: {maxsize!r}")
+        if maxsize is not None:
+            if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+                raise TypeError(f"maxsize must be an int or None, not "
+                                f"{type(maxsize).__name__}")
+            if maxsize < 0:
+                raise ValueError(f"maxsize must not be negative: {maxsize!r}")
         self.func = func
         self.iterable = iterable
         self.spawn_task = spawn

@@ -19,9 +19,9 @@ thrown into it in that moment — kill, an enclosing Timeout — still propagate
 
 Semantics chosen where gevent's differ or are unclear:
 
-* ``maxsize``: None or 0 mean unbounded (as in the standard library; gevent warns on 0);
-  a negative maxsize raises ValueError, a non-integer TypeError. ``maxsize`` reads None
-  for an unbounded queue.
+* ``maxsize``: None, 0 or a negative int mean unbounded (as in the standard library, which
+  ``patch_queue`` replaces, and in gevent, which warns on 0); a non-integer raises
+  TypeError at once. ``maxsize`` reads None for an unbounded queue.
 * ``Queue`` is joinable (``task_done``, ``join``, ``unfinished_tasks``), as in gevent 25.4+
   and the standard library; ``JoinableQueue`` is the same class. ``SimpleQueue`` is the
   plain one. ``LifoQueue`` and ``PriorityQueue`` are joinable.
@@ -74,10 +74,7 @@ def _check_maxsize(maxsize: Any) -> int:
     except TypeError:
         raise TypeError(f"maxsize must be an int or None, not "
                         f"{type(maxsize).__name__}") from None
-    if maxsize < 0:
-        raise ValueError(f"maxsize must be None or >= 0 (None and 0 mean unbounded), "
-                         f"not {maxsize}")
-    return maxsize
+    return maxsize if maxsize > 0 else 0
 
 
 def _queue_seconds(timeout: Any) -> float:

@@ -16,6 +16,16 @@ __all__ = ["Timeout", "with_timeout"]
 _NONE = object()
 
 
+def _check_timeout_exception(exception: Any) -> None:
+    if exception is None or exception is False or isinstance(exception, str):
+        return
+    if isinstance(exception, BaseException) or (isinstance(exception, type)
+                                                and issubclass(exception, BaseException)):
+        return
+    raise TypeError(f"a Timeout's exception must be None, False, a message (str), or an "
+                    f"exception class or instance, not {exception!r}")
+
+
 def _expire(glet: Any, exception: BaseException) -> None:
     # from the hub, when the timer fires; a finished greenlet has nothing to interrupt
     if not glet.dead:
@@ -27,8 +37,10 @@ class Timeout(BaseException):
 
     ``Timeout(seconds=None)`` never fires. ``exception``: None raises the Timeout itself;
     an exception class or instance raises that; ``False`` raises the Timeout but a ``with``
-    block swallows it (the block just ends). Negative seconds fire at once; NaN raises
-    ValueError; a non-number TypeError.
+    block swallows it (the block just ends); a str is the Timeout's message (gevent's
+    form). Anything else is a TypeError at the call (and at ``start()``, if ``exception``
+    was replaced meanwhile): raised later by the hub, it would not interrupt anything.
+    Negative seconds fire at once; NaN raises ValueError; a non-number TypeError.
 
     Use as a context manager (starts on entry, cancels on exit), or ``start()`` /
     ``cancel()``; ``Timeout.start_new(seconds)`` makes and starts one.
@@ -39,6 +51,7 @@ class Timeout(BaseException):
         BaseException.__init__(self)
         if seconds is not None:
             seconds = _seconds(seconds, "timeout")
+        _check_timeout_exception(exception)
         self.seconds = seconds
         self.exception = exception
         self.ref = ref
@@ -50,6 +63,7 @@ class Timeout(BaseException):
             raise AssertionError(f"{self!r} is already started; to restart it, cancel it first")
         if self.seconds is None:
             return self  # infinite: nothing to schedule
+        _check_timeout_exception(self.exception)
         if self.exception is None or self.exception is False or isinstance(self.exception, str):
             throws: Any = self
         else:

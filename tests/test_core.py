@@ -114,14 +114,16 @@ def _env():
     return env
 
 
-def script_argv(code):
-    return [sys.executable, "-X", "faulthandler", "-c", PRELUDE + textwrap.dedent(code)]
+def script_argv(code, argv=()):
+    return [sys.executable, "-X", "faulthandler", "-c", PRELUDE + textwrap.dedent(code),
+            *argv]
 
 
-def run_script(code, timeout=60, expect_rc=0):
-    """Run ``code`` in a fresh interpreter; check its exit code; return the CompletedProcess."""
+def run_script(code, timeout=60, expect_rc=0, argv=()):
+    """Run ``code`` in a fresh interpreter (``sys.argv[1:]`` = ``argv``); check its exit
+    code; return the CompletedProcess."""
     proc = subprocess.run(
-        script_argv(code),
+        script_argv(code, argv),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -2299,6 +2301,124 @@ class TestFork:
         """)
         assert "child ['child timer'] 0" in proc.stdout
         assert proc.stdout.strip().endswith("OK")
+
+
+# --------------------------------------------------------------------------------------
+# run() re-entered from every kind of callback, and fork() there (subprocesses)
+# --------------------------------------------------------------------------------------
+
+# One callback of `kind` runs once; it stops its own watcher (so that only the inner timer
+# keeps the loop alive), optionally forks (the child goes on below, the parent waits for
+# it), then runs the loop again in `mode` with a 10 ms timer: run() and run(once=True)
+# must return after that timer fired, run(nowait=True) at once without it. Before the fix,
+# from a run_callback callback, run() never returned (100% CPU) and run(once=True) returned
+# without the timer; a child forked there hung the same way. A ref=False guard turns a
+# hang into a failure.
+NESTED = """
+kind, mode, do_fork = sys.argv[1], sys.argv[2], sys.argv[3] == "fork"
+loop = core.loop(default=kind == "child")
+guard = loop.timer(10, ref=False)
+guard.start(loop.break_, core.EVBREAK_ALL)
+result = {}
+watcher = None
+
+def nested():
+    if watcher is not None:
+        watcher.stop()
+    if kind == "io":
+        a.recv(1)       # else the fd stays ready: an event of libev's own for run(once)
+    if do_fork:
+        sys.stdout.flush(); sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    result["child"] = os.waitstatus_to_exitcode(status)
+                    return
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            result["child"] = "hung"
+            return
+    fired = []
+    t = loop.timer(0.01)
+    t.start(lambda: fired.append(loop.depth))
+    result["outer_depth"] = loop.depth
+    t0 = time.monotonic()
+    loop.run(**{"run": {}, "once": {"once": True}, "nowait": {"nowait": True}}[mode])
+    result["elapsed"] = time.monotonic() - t0
+    result["fired"] = bool(fired)
+    result["inner_depth"] = fired[0] if fired else None
+    t.stop()
+    if do_fork:
+        ok = result["fired"] == (mode != "nowait") and result["elapsed"] < 5
+        print("child", result, flush=True)
+        os._exit(0 if ok else 3)
+
+if kind == "run_callback":
+    loop.run_callback(nested)
+elif kind == "timer":
+    watcher = loop.timer(0.001)
+    watcher.start(nested)
+elif kind == "io":
+    a, b = socket.socketpair()
+    b.send(b"x")
+    watcher = loop.io(a.fileno(), core.READ)
+    watcher.start(nested)
+elif kind in ("idle", "prepare", "check"):
+    watcher = getattr(loop, kind)()
+    watcher.start(nested)
+    if kind == "check":
+        keep = loop.timer(0.001)      # the first poll ends with it, then the check runs
+        keep.start(noop)
+elif kind == "async":
+    watcher = loop.async_()
+    watcher.start(nested)
+    watcher.send()
+elif kind == "signal":
+    watcher = loop.signal(signal.SIGUSR1)
+    watcher.start(nested)
+    loop.run_callback(os.kill, os.getpid(), signal.SIGUSR1)
+elif kind == "child":
+    sys.stdout.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    watcher = loop.child(pid)
+    watcher.start(nested)
+elif kind == "fork":
+    watcher = loop.fork()
+    watcher.start(nested)
+    loop.reinit()                     # the fork watchers run at the next iteration
+loop.run()
+guard.stop()
+print("RESULT", result, flush=True)
+"""
+
+NESTED_KINDS = ["run_callback", "timer", "io", "idle", "prepare", "check", "async", "signal",
+                "child", "fork"]
+
+
+class TestNestedRun:
+    @pytest.mark.parametrize("mode", ["run", "once", "nowait"])
+    @pytest.mark.parametrize("kind", NESTED_KINDS)
+    def test_run_reentered_from_a_callback(self, kind, mode):
+        proc = run_script(NESTED, timeout=60, argv=[kind, mode, "-"])
+        result = eval(proc.stdout.split("RESULT", 1)[1])
+        assert result["outer_depth"] == 1, result
+        assert result["fired"] == (mode != "nowait"), result
+        if result["fired"]:
+            assert result["inner_depth"] == 2, result   # it ran in the nested run()
+        assert result["elapsed"] < 5, result        # 10 ms; a hang ends at the 10 s guard
+
+    @pytest.mark.parametrize("mode", ["run", "once"])
+    @pytest.mark.parametrize("kind", NESTED_KINDS)
+    def test_child_forked_in_a_callback_runs_the_loop(self, kind, mode):
+        proc = run_script(NESTED, timeout=60, argv=[kind, mode, "fork"])
+        result = eval(proc.stdout.split("RESULT", 1)[1])
+        assert result["child"] == 0, (result, proc.stdout, proc.stderr)
 
 
 # --------------------------------------------------------------------------------------

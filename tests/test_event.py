@@ -410,8 +410,11 @@ def test_asyncresult_set_exception_class_and_bad_value(hub):
     r.set_exception(KeyError)
     with pytest.raises(KeyError):
         r.get()
-    with pytest.raises(TypeError):
-        AsyncResult().set_exception("not an exception")
+    for bad in ("not an exception", 5, None, object(), object, [KeyError]):
+        r = AsyncResult()
+        with pytest.raises(TypeError):
+            r.set_exception(bad)
+        assert not r.ready()            # nothing was stored
 
 
 def test_asyncresult_last_set_wins(hub):

@@ -1210,6 +1210,138 @@ def test_killall_empty():
 
 
 # --------------------------------------------------------------------------------------
+# what is raised in a greenlet must be an exception: TypeError at the call
+# --------------------------------------------------------------------------------------
+
+# gevent 26.9 accepts these and fails later, in the hub, with "TypeError: exceptions must
+# be classes, or instances, not int" reported against the victim, which goes on running
+# (kill(5)); killall([1]) ended in a LoopExit naming "waits on None". Here the call
+# raises, and nothing was done: the victim runs on, the hub reports nothing.
+NOT_EXCEPTIONS = [5, "boom", None, object(), object, int, [GreenletExit]]
+
+
+@pytest.mark.parametrize("bad", NOT_EXCEPTIONS, ids=repr)
+@pytest.mark.parametrize("started", [True, False])
+def test_kill_with_a_non_exception_is_refused_at_the_call(bad, started, errors,
+                                                          _no_leftovers):
+    g = spawn(forever)
+    _no_leftovers.append(g)
+    if started:
+        sleep(0)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        g.kill(bad)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        g.kill(bad, block=False)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        evloop.kill(g, bad)
+    sleep(0.01)
+    assert not g.dead and bool(g)     # running (an unstarted one started meanwhile)
+    assert errors.getvalue() == ""
+    g.kill()
+    assert isinstance(g.value, GreenletExit)
+
+
+@pytest.mark.parametrize("bad", NOT_EXCEPTIONS, ids=repr)
+def test_throw_into_an_unstarted_greenlet_with_a_non_exception(bad, errors):
+    g = Greenlet(forever)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        g.throw(bad)
+    assert not g.dead and errors.getvalue() == ""
+    g.throw()
+    assert g.dead and isinstance(g.value, GreenletExit)
+
+
+def test_kill_with_a_bad_timeout_kills_nothing(_no_leftovers):
+    g = spawn(forever)
+    _no_leftovers.append(g)
+    sleep(0)
+    with pytest.raises(TypeError):
+        g.kill(timeout="soon")
+    sleep(0.01)
+    assert not g.dead
+
+
+@pytest.mark.parametrize("bad", [[1], ["g"], [None], "gg", [object()]], ids=repr)
+def test_killall_of_non_greenlets_is_refused_before_anything_is_killed(bad, errors,
+                                                                       _no_leftovers):
+    g = spawn(forever)
+    _no_leftovers.append(g)
+    sleep(0)
+    with pytest.raises(TypeError, match="killall\\(\\) needs greenlets"):
+        killall([g, *bad])
+    with pytest.raises(TypeError, match="killall\\(\\) needs greenlets"):
+        killall([g, *bad], block=False)
+    sleep(0.01)
+    assert not g.dead and errors.getvalue() == ""
+
+
+@pytest.mark.parametrize("bad", NOT_EXCEPTIONS, ids=repr)
+def test_killall_with_a_non_exception_kills_nothing(bad, errors, _no_leftovers):
+    gs = [spawn(forever), spawn(forever)]
+    _no_leftovers.extend(gs)
+    sleep(0)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        killall(gs, bad)
+    with pytest.raises(TypeError):
+        killall(gs, timeout="soon")
+    sleep(0.01)
+    assert not any(g.dead for g in gs) and errors.getvalue() == ""
+
+
+@pytest.mark.parametrize("bad", [5, None, object()], ids=repr)
+def test_hub_kill_of_a_non_greenlet(bad):
+    with pytest.raises(TypeError, match="needs a greenlet"):
+        evloop.kill(bad)
+
+
+@pytest.mark.parametrize("call", ["joinall", "wait", "iwait"])
+@pytest.mark.parametrize("bad,exc", [("soon", TypeError), (float("nan"), ValueError)])
+def test_bad_timeout_is_refused_even_with_nothing_to_wait_for(call, bad, exc):
+    # gevent checks it too ("must be real number, not str")
+    func = {"joinall": joinall, "wait": wait, "iwait": iwait}[call]
+    with pytest.raises(exc):
+        func([], timeout=bad)          # iwait: at the call, before any iteration
+    with pytest.raises(exc):
+        func([spawn(lambda: 1)], count=0, timeout=bad)
+
+
+# the rest of the API, compared with gevent 26.9: the same exception type where gevent
+# raises at the call (spawn, link), a clear one where gevent accepts what cannot work
+# (NaN delays: gevent's timer never fires)
+@pytest.mark.parametrize("call,exc", [
+    (lambda: spawn(5), TypeError),
+    (lambda: spawn(), TypeError),
+    (lambda: Greenlet(None).start(), TypeError),
+    (lambda: spawn_later(1, 5), TypeError),
+    (lambda: spawn_later(float("nan"), forever), ValueError),
+    (lambda: spawn_later("1", forever), TypeError),
+    (lambda: Greenlet(forever).start_later(float("nan")), ValueError),
+    (lambda: spawn(lambda: 1).link(5), TypeError),
+    (lambda: spawn(lambda: 1).rawlink(None), TypeError),
+    (lambda: spawn(lambda: 1).link_value("x"), TypeError),
+    (lambda: spawn(lambda: 1).link_exception(object()), TypeError),
+    (lambda: evloop.with_timeout("soon", abs, 1), TypeError),
+    (lambda: evloop.with_timeout(float("nan"), abs, 1), ValueError),
+    (lambda: evloop.with_timeout(1, 5), TypeError),
+    (lambda: joinall(5), TypeError),
+    (lambda: wait([spawn(lambda: 1)], count="x"), TypeError),
+], ids=["spawn(5)", "spawn()", "Greenlet(None)", "spawn_later(1, 5)", "spawn_later(nan)",
+        "spawn_later('1')", "start_later(nan)", "link(5)", "rawlink(None)", "link_value('x')",
+        "link_exception(object())", "with_timeout('soon')", "with_timeout(nan)",
+        "with_timeout(1, 5)", "joinall(5)", "wait(count='x')"])
+def test_more_bad_arguments_at_the_call(call, exc, errors):
+    with pytest.raises(exc):
+        call()
+    sleep(0.01)
+    assert errors.getvalue() == ""
+
+
+def test_iwait_checks_its_arguments_at_the_call():
+    with pytest.raises(TypeError, match="cannot wait on"):
+        iwait([1])
+
+
+# --------------------------------------------------------------------------------------
 # wait, iwait
 # --------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from greenlet import greenlet as raw_greenlet
+from greenlet import error as greenlet_error
 
 import evloop
 import evloop.hub
@@ -287,6 +288,74 @@ def test_hub_wait_stops_the_watcher_on_timeout():
 def test_hub_wait_rejects_a_non_watcher():
     with pytest.raises(TypeError):
         get_hub().wait(object())
+
+
+def test_hub_wait_on_another_loops_watcher_names_the_mismatch():
+    # It used to start the watcher on the other loop (from this thread) and end in a
+    # LoopExit saying "the hub has no active watcher": the watcher could never wake us.
+    hub = get_hub()
+    private = core.loop(default=False)
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def other_thread():
+        h = get_hub()
+        evloop.sleep(0.001)                    # its hub runs: suspended in its loop
+        box["loop"], box["w"] = h.loop, h.loop.timer(0.01)
+        ready.set()
+        while not done.is_set():
+            evloop.sleep(0.005)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    try:
+        assert ready.wait(GUARD)
+        for w, loop in ((box["w"], box["loop"]), (private.timer(0.01), private)):
+            with pytest.raises(ValueError, match="this hub's loop") as info:
+                hub.wait(w)
+            assert repr(loop) in str(info.value) and repr(hub.loop) in str(info.value)
+            assert not w.active and w.callback is None     # nothing was started
+    finally:
+        done.set()
+        t.join(GUARD)
+        private.destroy()
+
+
+def test_destroying_a_running_hub_from_another_thread_changes_nothing():
+    # destroy() used to stop the hub's monitor, thread pool and resolver, then fail with
+    # greenlet.error ("cannot switch to a different thread") when making the hub leave
+    # its loop; the thread was left with a hub without its services
+    ready, go, done = threading.Event(), threading.Event(), threading.Event()
+    box = {}
+
+    def other_thread():
+        h = get_hub()
+        box["hub"] = h
+        assert h.threadpool.spawn(pow, 2, 3).get(timeout=GUARD) == 8
+        ready.set()
+        go.wait(GUARD)
+        # everything still works in its own thread, and destroy() works there
+        box["after"] = h.threadpool.spawn(pow, 3, 3).get(timeout=GUARD)
+        evloop.sleep(0.001)
+        loop = h.loop
+        h.destroy()
+        box["destroyed_at_home"] = loop.destroyed
+        done.set()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    try:
+        assert ready.wait(GUARD)
+        hub = box["hub"]
+        pool, loop = hub._threadpool, hub.loop
+        with pytest.raises(greenlet_error, match="only that thread"):
+            hub.destroy()                      # greenlet.error, as before: checked first
+        assert hub._threadpool is pool and hub.loop is loop and not loop.destroyed
+        assert hub and not hub.dead
+    finally:
+        go.set()
+        t.join(GUARD)
+    assert done.is_set() and box["after"] == 27 and box["destroyed_at_home"]
 
 
 def test_hub_wait_on_a_watcher_someone_else_waits_on(_no_leftovers):

@@ -53,6 +53,28 @@ def test_semaphore_default_and_bad_values(hub):
         Semaphore("1")
     with pytest.raises(TypeError):
         Semaphore(1.5)
+    with pytest.raises(TypeError):
+        Semaphore(None)         # as gevent ("an integer is required") and threading
+    with pytest.raises(TypeError):
+        BoundedSemaphore(None)
+
+
+@pytest.mark.parametrize("timeout, exc", [
+    (float("nan"), ValueError), ("1", TypeError), (True, TypeError), (object(), TypeError),
+])
+def test_lock_and_rlock_check_the_timeout_even_when_free(hub, timeout, exc):
+    # threading.Lock/RLock raise there too (gevent's RLock returns True)
+    lock, rlock = Lock(), RLock()
+    with pytest.raises(exc):
+        lock.acquire(timeout=timeout)
+    with pytest.raises(exc):
+        rlock.acquire(timeout=timeout)
+    assert not lock.locked() and not rlock.locked()
+    assert rlock.acquire()
+    with pytest.raises(exc):
+        rlock.acquire(timeout=timeout)           # held by us: still checked
+    rlock.release()
+    assert not rlock.locked()
 
 
 def test_semaphore_context_manager(hub):

@@ -800,3 +800,89 @@ def test_module_exports():
     import evloop.pool as mod
     assert {"Group", "Pool", "PoolFull"} <= set(mod.__all__)
     assert evloop.pool is mod
+
+
+# -- bad arguments: refused at the call, before anything is done ----------------------------
+# (gevent 26.9 accepts most of these and fails later: Group.add(5) and Pool.add(5) track
+# an int, Group.kill(5) reports a TypeError against each member and leaves it running,
+# Pool.imap(5, ...) ends in LoopExit; it ignores a bad timeout when it need not wait)
+
+@pytest.mark.parametrize("cls", [Group, lambda: Pool(2)], ids=["Group", "Pool"])
+@pytest.mark.parametrize("bad", [5, None, "g", object()], ids=repr)
+def test_add_of_a_non_greenlet(_no_leftovers, cls, bad):
+    group = track(_no_leftovers, cls())
+    free = group.free_count() if isinstance(group, Pool) else None
+    with pytest.raises(TypeError, match="tracks greenlets"):
+        group.add(bad)
+    with pytest.raises(TypeError, match="tracks greenlets"):
+        group.start(bad)
+    assert len(group) == 0
+    if free is not None:
+        assert group.free_count() == free       # no slot was taken
+
+
+@pytest.mark.parametrize("cls", [Group, lambda: Pool(2)], ids=["Group", "Pool"])
+@pytest.mark.parametrize("bad", [5, "x", None, object, [GreenletExit]], ids=repr)
+def test_kill_with_a_non_exception_kills_nothing(_no_leftovers, errors, cls, bad):
+    group = track(_no_leftovers, cls())
+    gs = [group.spawn(sleep, LONG) for _ in range(2)]
+    sleep(0)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        group.kill(bad)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        group.kill(bad, block=False)
+    with pytest.raises(TypeError, match="exception class or instance"):
+        group.killone(gs[0], bad)
+    with pytest.raises(TypeError):
+        group.killone(gs[0], timeout="soon")
+    sleep(0.01)
+    assert not any(g.dead for g in gs) and len(group) == 2
+    assert errors.getvalue() == ""
+
+
+@pytest.mark.parametrize("call", ["apply", "apply_async", "apply_async when full", "map",
+                                  "map_async", "imap", "imap_unordered"])
+def test_a_func_that_is_not_callable(_no_leftovers, errors, call):
+    pool = track(_no_leftovers, Pool(1))
+    if call == "apply_async when full":
+        pool.spawn(sleep, LONG)
+    func = {"apply": lambda: pool.apply(5), "apply_async": lambda: pool.apply_async(5),
+            "apply_async when full": lambda: pool.apply_async(5),
+            "map": lambda: pool.map(5, [1]), "map_async": lambda: pool.map_async(5, [1]),
+            "imap": lambda: pool.imap(5, [1]),
+            "imap_unordered": lambda: pool.imap_unordered(5, [1])}[call]
+    with pytest.raises(TypeError, match="callable"):
+        func()
+    sleep(0.01)
+    assert errors.getvalue() == ""               # nothing failed later, in the hub
+
+
+def test_bad_callbacks_iterables_and_maxsize_at_the_call(_no_leftovers, errors):
+    pool = track(_no_leftovers, Pool(2))
+    with pytest.raises(TypeError, match="callback"):
+        pool.apply_async(identity, (1,), callback=5)
+    with pytest.raises(TypeError, match="callback"):
+        pool.map_async(identity, [1], callback=5)
+    with pytest.raises(TypeError):
+        pool.map_async(identity, 5)              # not iterable
+    with pytest.raises(TypeError, match="maxsize"):
+        pool.imap(identity, [1], maxsize="3")
+    with pytest.raises(ValueError, match="maxsize"):
+        pool.imap(identity, [1], maxsize=-1)
+    sleep(0.01)
+    assert errors.getvalue() == "" and len(pool) == 0
+
+
+@pytest.mark.parametrize("cls", [Group, lambda: Pool(2), lambda: Pool(None)],
+                         ids=["Group", "Pool", "unbounded Pool"])
+@pytest.mark.parametrize("bad,exc", [("soon", TypeError), (float("nan"), ValueError)])
+def test_bad_timeouts_even_when_nothing_must_be_waited_for(_no_leftovers, cls, bad, exc):
+    group = track(_no_leftovers, cls())
+    with pytest.raises(exc):
+        group.join(timeout=bad)                  # empty: would return at once
+    with pytest.raises(exc):
+        group.wait_available(timeout=bad)        # a slot is free
+    if isinstance(group, Pool):
+        with pytest.raises(exc):
+            group.add(Greenlet(identity, 1), timeout=bad)
+    assert len(group) == 0

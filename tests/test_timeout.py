@@ -292,6 +292,34 @@ def test_nan_is_refused():
         with_timeout(float("nan"), lambda: 1)
 
 
+@pytest.mark.parametrize("bad", [5, True, 1.5, object(), object, int, [ValueError]],
+                         ids=repr)
+def test_an_exception_that_is_not_one_is_refused_at_the_call(bad, errors):
+    # gevent 26.9 accepts Timeout(0.01, 5) and, at expiry, the hub fails to throw 5 into
+    # the greenlet ("exceptions must be classes, or instances, not int"): the section is
+    # not interrupted and the hub blames the greenlet
+    with pytest.raises(TypeError, match="Timeout's exception"):
+        Timeout(0.01, bad)
+    with pytest.raises(TypeError, match="Timeout's exception"):
+        Timeout.start_new(0.01, bad)
+    timeout = Timeout(0.01)
+    timeout.exception = bad                    # replaced after construction: start() checks
+    with pytest.raises(TypeError, match="Timeout's exception"):
+        timeout.start()
+    assert not timeout.pending
+    sleep(0.02)
+    assert errors.getvalue() == ""
+
+
+@pytest.mark.parametrize("good", [None, False, "a message", ValueError, ValueError("x"),
+                                  GreenletExit, KeyboardInterrupt])
+def test_the_exceptions_a_timeout_accepts(good):
+    timeout = Timeout(LONG, good)
+    timeout.start()
+    assert timeout.pending
+    timeout.close()
+
+
 @pytest.mark.parametrize("bad", ["0.01", "soon", [1], object()])
 def test_not_a_number_is_refused(bad):
     # gevent: TypeError ("must be real number, not str"), also for numeric strings
