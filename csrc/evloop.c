@@ -3539,7 +3539,9 @@ static PyMethodDef module_methods[] = {
     {"_get_hub_if_exists", mod_get_hub_if_exists, METH_NOARGS, NULL},
     {"_set_hub", (PyCFunction)(void (*)(void))mod_set_hub, METH_FASTCALL,
      "_set_hub(hub, destroy_at_thread_exit=False)"},
-    {"_io_configure", mod_io_configure, METH_O, NULL},
+    {"_io_configure", mod_io_configure, METH_VARARGS, NULL},
+    {"_sock_install", mod_sock_install, METH_O,
+     "_sock_install(cls): recv, recv_into, send, sendall, __del__ as C methods of cls"},
     {"_recv", (PyCFunction)(void (*)(void))mod_recv, METH_FASTCALL,
      "_recv(sock, bufsize): one non-blocking recv on sock.fileno(), without a large "
      "allocation"},

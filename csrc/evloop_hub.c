@@ -659,8 +659,18 @@ evloop_hub_wait_timeout(PyObject *hub, EvWatcher *w, EvTimer *timer, double time
     return rc;
 }
 
+/* The loop runs in another thread (a greenlet of that thread's hub may wait on it). Its
+ * state is only touched with the GIL held, so this thread may stop its watchers and queue
+ * its callbacks, but must wake its poll for them to be seen. */
+static int
+evloop_loop_foreign(EvLoop *loop)
+{
+    return loop->run_depth > 0 && loop->running_thread != PyThread_get_thread_ident();
+}
+
 /* Another greenlet closed the fd a greenlet waits on: stop the watcher now (libev must
- * not see the closed fd) and raise `exc` in the waiting greenlet from the hub. */
+ * not see the closed fd) and raise `exc` in the waiting greenlet from the hub (also when
+ * that greenlet waits in another thread's hub). */
 static int
 evloop_cancel_wait(EvWatcher *w, PyObject *exc)
 {
@@ -680,7 +690,8 @@ evloop_cancel_wait(EvWatcher *w, PyObject *exc)
         }
         {
             PyObject *argv[3] = {NULL, throw_, exc};
-            h = pyloop_run_callback(w->loop, argv + 1, 2);
+            h = evloop_run_callback_common(w->loop, argv + 1, 2,
+                                           evloop_loop_foreign(w->loop));
         }
         Py_DECREF(throw_);
         if (h == NULL) {

@@ -75,8 +75,8 @@ def _numeric_getaddrinfo(host: Any, port: Any, family: int, type: int, proto: in
     """The answer for a literal address or ``host=None``, without any lookup (glibc
     answers AI_NUMERICHOST queries from the string alone); None when a lookup is needed.
     Errors other than gaierror (bad argument types) are raised as the stdlib raises them."""
-    if flags & AI_CANONNAME or not _numeric_port(port):
-        return None
+    if not isinstance(flags, int) or flags & AI_CANONNAME or not _numeric_port(port):
+        return None  # (a bad flags: the stdlib's getaddrinfo says what is wrong)
     try:
         return _getaddrinfo(host, port, family, type, proto, flags | AI_NUMERICHOST)
     except _socket.gaierror:
@@ -119,7 +119,7 @@ class _BaseResolver:
             try:
                 _inet_pton(AF_INET, hostname)
                 return hostname
-            except OSError:
+            except (OSError, ValueError):  # (not an address: the lookup says what is wrong)
                 pass
         return self._gethostbyname(hostname)
 
@@ -133,7 +133,7 @@ class _BaseResolver:
 
     def getnameinfo(self, sockaddr: tuple, flags: int) -> Tuple[str, str]:
         """``(host, port)`` for a numeric ``sockaddr``."""
-        if flags & NI_NUMERICHOST and flags & NI_NUMERICSERV:
+        if isinstance(flags, int) and flags & NI_NUMERICHOST and flags & NI_NUMERICSERV:
             return _getnameinfo(sockaddr, flags)
         return self._getnameinfo(sockaddr, flags)
 

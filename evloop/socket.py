@@ -4,24 +4,27 @@ Why it exists: code written for ``socket`` (and everything built on it: http.cli
 urllib, requests) blocks only its own greenlet when it uses this module. The ``socket``
 class is a subclass of the stdlib one whose fd is always non-blocking; the socket's timeout
 (``settimeout``, ``setblocking``, the default timeout) is honoured by waiting on the fd's io
-watcher through the hub. recv/recv_into/send/sendall are bound straight to the C fast path
-(``core.SockIO``): one C call tries the system call and waits on EAGAIN.
+watcher through the hub of the calling thread. recv/recv_into/send/sendall are the C fast
+path (``core.SockIO``, put in the class as C methods by ``core._sock_install``): one C
+call tries the system call and waits on EAGAIN; a bound ``sock.recv`` keeps its socket
+alive, as the stdlib's does.
 
 What it must not do: block the thread (names are resolved through ``evloop.resolver``,
-never by a blocking ``getaddrinfo`` inside ``connect``), or leave a greenlet waiting on a
-closed fd (``close`` wakes it with EBADF first).
+never by a blocking ``getaddrinfo`` inside ``connect``), leave a greenlet waiting on a
+closed fd (``close`` and the finalizer wake it with EBADF first), use an fd after its
+socket let go of it, or accept arguments the stdlib's socket refuses (the stdlib's own
+methods judge them: evloop/_stdlib_socket.py).
 """
 import os as _os
 import socket as __socket__
-from errno import EAGAIN, EALREADY, EINPROGRESS, EISCONN, EWOULDBLOCK
+from errno import EAGAIN, EALREADY, EBADF, EINPROGRESS, EISCONN, EWOULDBLOCK
 from socket import *  # noqa: F401,F403 - every stdlib constant, exception and function
 from socket import (_GLOBAL_DEFAULT_TIMEOUT, AF_INET, AF_INET6, SO_ERROR, SOL_SOCKET,
                     error, getdefaulttimeout, inet_pton)
 from socket import timeout as _timeout_exc
 from typing import Any, List, Optional, Tuple
 
-from evloop import core
-from evloop.hub import get_hub
+from evloop import _stdlib_socket, core
 
 # the rest of the stdlib module's public names (EBADF, SocketIO, AddressInfo, MsgFlag, ...)
 # that its __all__ leaves out; the ones this module defines below replace them
@@ -37,31 +40,25 @@ for _name in ("socket", "SocketType", "socketpair", "fromfd", "create_connection
     if _name not in __all__:
         __all__.append(_name)
 
-core._io_configure(_timeout_exc)
+core._io_configure(_timeout_exc, _stdlib_socket.fdless())
 _SockIO = core.SockIO
 _original_socket = __socket__.socket
 _std_socket = __import__("_socket").socket
+_socketpair = __import__("_socket").socketpair
+_dup = __import__("_socket").dup
 _CONNECT_WAIT = (EINPROGRESS, EALREADY, EWOULDBLOCK, EAGAIN)
 
 
-def _check_timeout(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError("Timeout value must be int, float or None") from None
-    if value != value or value < 0.0:
-        raise ValueError("Timeout value out of range")
-    return value
+class _GiveUpOnSendfile(Exception):
+    """os.sendfile cannot send this file: socket.sendfile falls back to send()."""
 
 
 class socket(_original_socket):
     """A stdlib socket whose blocking operations wait cooperatively."""
 
-    # no __slots__: recv/recv_into/send/sendall are bound per instance to the C fast path
-    # (a subclass that reimplements them, like evloop.ssl.SSLSocket, turns that off)
-    _evloop_fastpath = True
+    # _io: the fd's SockIO, which the C methods below read through this slot
+    # __dict__: evloop's sockets always took attributes (the stdlib's do not)
+    __slots__ = ("_io", "__dict__")
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1,
                  fileno: Optional[int] = None) -> None:
@@ -69,37 +66,31 @@ class socket(_original_socket):
         # the stdlib applied the default timeout; keep it as ours, the fd non-blocking
         timeout = _original_socket.gettimeout(self)
         _original_socket.setblocking(self, False)
-        io = _SockIO(_original_socket.fileno(self), timeout)
-        self._io = io
-        if self._evloop_fastpath:
-            self.recv = io.recv
-            self.recv_into = io.recv_into
-            self.send = io.send
-            self.sendall = io.sendall
+        self._io = _SockIO(_original_socket.fileno(self), timeout)
 
-    # the same operations for subclasses without the per-instance binding
-    def recv(self, *args: Any) -> bytes:  # type: ignore[override]
-        return self._io.recv(*args)
-
-    def recv_into(self, *args: Any) -> int:  # type: ignore[override]
-        return self._io.recv_into(*args)
-
-    def send(self, *args: Any) -> int:  # type: ignore[override]
-        return self._io.send(*args)
-
-    def sendall(self, *args: Any) -> None:  # type: ignore[override]
-        return self._io.sendall(*args)
+    # recv, recv_into, send, sendall: the fast path, put in this class by
+    # core._sock_install below as C methods (`sock.recv` holds the socket, and so its fd,
+    # for as long as it lives); subclasses may override them (evloop.ssl.SSLSocket does).
+    # __del__ too: the stdlib's finalizer (which closes the fd of a socket never closed),
+    # after what close() does first: the SockIO refuses the fd, every waiter on it gets
+    # EBADF.
 
     # -- timeouts ---------------------------------------------------------------------------
 
     def gettimeout(self) -> Optional[float]:
         return self._io.timeout
 
-    def settimeout(self, value: Optional[float]) -> None:
-        self._io.timeout = _check_timeout(value)
+    def settimeout(self, value: Optional[float], /) -> None:
+        timeout = _stdlib_socket.parse_timeout(value)
+        if self._io.fd < 0:  # as the stdlib: the value is checked, then the fd
+            raise error(EBADF, "Bad file descriptor")
+        self._io.timeout = timeout
 
-    def setblocking(self, flag: bool) -> None:
-        self._io.timeout = None if flag else 0.0
+    def setblocking(self, flag: bool, /) -> None:
+        blocking = _stdlib_socket.parse_blocking(flag)
+        if self._io.fd < 0:
+            raise error(EBADF, "Bad file descriptor")
+        self._io.timeout = None if blocking else 0.0
 
     def getblocking(self) -> bool:
         return self._io.timeout != 0.0
@@ -122,45 +113,45 @@ class socket(_original_socket):
 
     # -- the rest of the I/O API: try, and on EAGAIN wait for readiness ---------------------
 
-    def recvfrom(self, *args: Any) -> Tuple[bytes, Any]:
+    def recvfrom(self, *args: Any, **kwargs: Any) -> Tuple[bytes, Any]:
         while True:
             try:
-                return _original_socket.recvfrom(self, *args)
+                return _original_socket.recvfrom(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_read()
 
-    def recvfrom_into(self, *args: Any) -> Tuple[int, Any]:
+    def recvfrom_into(self, *args: Any, **kwargs: Any) -> Tuple[int, Any]:
         while True:
             try:
-                return _original_socket.recvfrom_into(self, *args)
+                return _original_socket.recvfrom_into(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_read()
 
-    def recvmsg(self, *args: Any) -> Any:
+    def recvmsg(self, *args: Any, **kwargs: Any) -> Any:
         while True:
             try:
-                return _original_socket.recvmsg(self, *args)
+                return _original_socket.recvmsg(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_read()
 
-    def recvmsg_into(self, *args: Any) -> Any:
+    def recvmsg_into(self, *args: Any, **kwargs: Any) -> Any:
         while True:
             try:
-                return _original_socket.recvmsg_into(self, *args)
+                return _original_socket.recvmsg_into(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_read()
 
-    def sendto(self, *args: Any) -> int:
+    def sendto(self, *args: Any, **kwargs: Any) -> int:
         while True:
             try:
-                return _original_socket.sendto(self, *args)
+                return _original_socket.sendto(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_write()
 
-    def sendmsg(self, *args: Any) -> int:
+    def sendmsg(self, *args: Any, **kwargs: Any) -> int:
         while True:
             try:
-                return _original_socket.sendmsg(self, *args)
+                return _original_socket.sendmsg(self, *args, **kwargs)
             except BlockingIOError:
                 self._wait_write()
 
@@ -178,7 +169,7 @@ class socket(_original_socket):
             sock.setblocking(True)
         return sock, addr
 
-    def connect(self, address: Any) -> None:
+    def connect(self, address: Any, /) -> None:
         if self._io.timeout == 0.0:
             return _original_socket.connect(self, address)
         address = _resolve_for_connect(self, address)
@@ -193,7 +184,7 @@ class socket(_original_socket):
             raise error(err, _os.strerror(err))
         return None
 
-    def connect_ex(self, address: Any) -> int:
+    def connect_ex(self, address: Any, /) -> int:
         try:
             self.connect(address)
         except _timeout_exc:
@@ -207,42 +198,59 @@ class socket(_original_socket):
         return 0
 
     def sendfile(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
-        """Send a file with os.sendfile, waiting cooperatively when the socket is full."""
-        self._check_sendfile_params(file, offset, count)
-        if self._io.timeout == 0.0:
-            raise ValueError("non-blocking sockets are not supported")
+        """Send a file with os.sendfile, waiting cooperatively when the socket is full (or
+        with send() when the file is not one os.sendfile takes), as the stdlib does."""
+        try:
+            return self._sendfile_with_os(file, offset, count)
+        except _GiveUpOnSendfile:
+            return _stdlib_socket.sendfile_use_send(self, file, offset, count)
+
+    def _sendfile_with_os(self, file: Any, offset: int, count: Optional[int]) -> int:
+        # the stdlib's os.sendfile path, step for step (so that bad arguments and states
+        # fail as there), but waiting through the hub instead of in a selector
+        _stdlib_socket.check_sendfile_params(self, file, offset, count)
+        sockno = self.fileno()
         try:
             fileno = file.fileno()
-        except (AttributeError, OSError, __import__("io").UnsupportedOperation):
-            return self._sendfile_use_send(file, offset, count)
+        except (AttributeError, __import__("io").UnsupportedOperation) as exc:
+            raise _GiveUpOnSendfile(exc) from None  # not a regular file
         try:
             fsize = _os.fstat(fileno).st_size
-        except OSError:
-            return self._sendfile_use_send(file, offset, count)
+        except OSError as exc:
+            raise _GiveUpOnSendfile(exc) from None
         if not fsize:
             return 0
         blocksize = min(count or fsize, 2 ** 30)
+        if self._io.timeout == 0.0:
+            raise ValueError("non-blocking sockets are not supported")
+        if sockno < 0:  # where the stdlib's selector refuses the socket's fd
+            raise ValueError(f"Invalid file descriptor: {sockno}")
         total_sent = 0
-        sockno = self.fileno()
         try:
             while True:
                 if count:
+                    # (CPython before 3.11.8/3.12.2 raised OverflowError here for a count
+                    # of 2**63 or more: gh-114077)
                     blocksize = min(count - total_sent, blocksize)
                     if blocksize <= 0:
                         break
                 try:
                     sent = _os.sendfile(sockno, fileno, offset, blocksize)
                 except BlockingIOError:
-                    self._wait_write()
+                    self._io.wait_write()  # socket.timeout after the socket's timeout
                     continue
+                except OSError as exc:
+                    if total_sent == 0:
+                        raise _GiveUpOnSendfile(exc) from None  # e.g. not mmap-able
+                    raise
                 if sent == 0:
-                    break
+                    break  # EOF
                 offset += sent
                 total_sent += sent
+            return total_sent
         finally:
             if total_sent > 0 and hasattr(file, "seek"):
                 file.seek(offset)
-        return total_sent
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -265,6 +273,7 @@ class socket(_original_socket):
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 
 
+core._sock_install(socket)
 SocketType = socket
 
 
@@ -281,18 +290,22 @@ def wait_write(fileno: int, timeout: Optional[float] = None) -> None:
     _SockIO(fileno).wait_write(timeout)
 
 
-def socketpair(family: int = -1, type: int = __socket__.SOCK_STREAM,
+def socketpair(family: Optional[int] = None, type: int = __socket__.SOCK_STREAM,
                proto: int = 0) -> Tuple[socket, socket]:
-    if family == -1:
+    if family is None:
         family = getattr(__socket__, "AF_UNIX", AF_INET)
     # _socket's, not socket.socketpair: after monkey-patching that one is this function
-    a, b = __import__("_socket").socketpair(family, type, proto)
-    return (socket(a.family, a.type, a.proto, a.detach()),
-            socket(b.family, b.type, b.proto, b.detach()))
+    a, b = _socketpair(family, type, proto)
+    return socket(family, type, proto, a.detach()), socket(family, type, proto, b.detach())
 
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> socket:
-    return socket(family, type, proto, _os.dup(fd))
+    nfd = _dup(fd)  # socket.dup: takes fd as the stdlib's fromfd does
+    try:
+        return socket(family, type, proto, nfd)
+    except BaseException:
+        _os.close(nfd)  # (the stdlib's leaks it)
+        raise
 
 
 # -- name resolution: through the hub's resolver (a thread pool by default) ----------------

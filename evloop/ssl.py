@@ -32,8 +32,6 @@ _std_SSLContext = __ssl__.SSLContext
 class SSLSocket(_std_SSLSocket, _evsocket.socket):
     """An SSL socket whose handshake, reads and writes wait cooperatively."""
 
-    _evloop_fastpath = False  # recv/send go through OpenSSL, not straight to the fd
-
     def _ssl_wait(self, exc: BaseException) -> None:
         if self._io.timeout == 0.0:
             raise exc
