@@ -84,18 +84,30 @@ def _wait(fd: int, flags: int) -> None:
 
 
 def green_read(fd: int, size: int) -> bytes:
-    """``os.read`` on a blocking fd that waits for it through the hub first."""
+    """``os.read`` that waits for the fd through the hub first. The fd may also be
+    non-blocking (a socket accepted by a patched ``socket``, as the fork server's are):
+    EAGAIN waits again."""
     if not _ready(fd, _select.POLLIN | _select.POLLHUP | _select.POLLERR):
         _wait(fd, _core.READ)
-    return _real_read(fd, size)
+    while True:
+        try:
+            return _real_read(fd, size)
+        except BlockingIOError:
+            _wait(fd, _core.READ)
 
 
 def green_write(fd: int, data: Any) -> int:
-    """``os.write`` on a blocking fd that waits for it through the hub first and writes at
-    most PIPE_BUF bytes (the caller, ``Connection._send``, writes the rest)."""
+    """``os.write`` that waits for the fd through the hub first and writes at most PIPE_BUF
+    bytes (the caller, ``Connection._send``, writes the rest); EAGAIN (a non-blocking fd)
+    waits again."""
     if not _ready(fd, _select.POLLOUT | _select.POLLHUP | _select.POLLERR):
         _wait(fd, _core.WRITE)
-    return _real_write(fd, data[:_CHUNK] if len(data) > _CHUNK else data)
+    chunk = data[:_CHUNK] if len(data) > _CHUNK else data
+    while True:
+        try:
+            return _real_write(fd, chunk)
+        except BlockingIOError:
+            _wait(fd, _core.WRITE)
 
 
 def cooperative_io(name: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -86,7 +86,12 @@ def run_program(scenario, method, env=None):
     environ["PYTHONFAULTHANDLER"] = "1"
     environ.pop("PYTHONWARNINGS", None)
     environ.update(env or {})
-    cmd = [sys.executable, "-W", "error::DeprecationWarning", PROGRAM, scenario, method]
+    # evloop emits no DeprecationWarning; the -W options reach spawn and forkserver children
+    # too, where CPython 3.15's linecache warns about the main module's globals (imported
+    # as __mp_main__) while a worker formats a task's traceback: not evloop's
+    cmd = [sys.executable, "-W", "error::DeprecationWarning",
+           "-W", "ignore:Module globals is missing a __spec__.loader:DeprecationWarning",
+           PROGRAM, scenario, method]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           cwd=ROOT, env=environ, start_new_session=True) as child:
         try:
