@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 __all__ = [
     "patch_all", "patch_socket", "patch_dns", "patch_ssl", "patch_time", "patch_thread",
     "patch_select", "patch_selectors", "patch_os", "patch_subprocess", "patch_signal",
-    "patch_queue", "patch_sys", "patch_builtins", "get_original", "is_module_patched",
+    "patch_queue", "patch_multiprocessing", "patch_sys", "patch_builtins", "get_original", "is_module_patched",
     "is_object_patched", "is_anything_patched", "patch_item", "remove_item",
     "patch_module", "main", "MonkeyPatchWarning",
 ]
@@ -516,6 +516,34 @@ def patch_signal() -> None:
     _patch("signal")
 
 
+def patch_multiprocessing() -> None:
+    """Make ``multiprocessing``'s pipes cooperative, so that ``multiprocessing.Pool`` and
+    ``concurrent.futures.ProcessPoolExecutor`` work with their handler threads as
+    greenlets: a ``multiprocessing.connection.Connection`` waits for its fd through the hub
+    before it reads or writes (the fd itself stays blocking: other processes share it), a
+    contended ``multiprocessing`` lock (``Lock``, ``Semaphore``, ... made after patching)
+    lets the thread's other greenlets run while it waits, and
+    a process ``multiprocessing`` starts by forking gets a hub of its own (the parent's
+    greenlets never run in it). ``patch_all`` does this when it patches threading. The
+    private details involved live in ``evloop._stdlib_multiprocessing``."""
+    import multiprocessing.connection as connection
+    from evloop import _stdlib_multiprocessing as details
+    cls = connection.Connection
+    for name in details.CONNECTION_IO:
+        original = vars(cls).get(name)
+        if original is None or hasattr(original, "__evloop_original__"):
+            continue
+        _patch_class_attr(connection, cls, name, details.cooperative_io(name, original))
+    import multiprocessing.synchronize as synchronize
+    semlock = synchronize.SemLock
+    make_methods = vars(semlock).get(details.SEMLOCK_MAKE_METHODS)
+    if make_methods is not None and not hasattr(make_methods, "__evloop_original__"):
+        _patch_class_attr(synchronize, semlock, details.SEMLOCK_MAKE_METHODS,
+                          details.cooperative_make_methods(make_methods))
+        _patch_class_attr(synchronize, semlock, "__enter__", details.cooperative_enter)
+    details.install_after_fork()
+
+
 # threading / _thread ---------------------------------------------------------------------
 
 def patch_thread(threading: bool = True, _threading_local: bool = True, Event: bool = True,
@@ -692,6 +720,10 @@ def patch_all(socket: bool = True, dns: bool = True, time: bool = True, select: 
         attempt("signal", patch_signal)
     if todo.get("queue"):
         attempt("queue", patch_queue)
+    if todo.get("thread") and _patch_all_settings["select"]:
+        # after select/selectors: multiprocessing.connection.wait uses the patched
+        # PollSelector
+        attempt("multiprocessing", patch_multiprocessing)
     patched = {name: [attr for attr in items if attr not in before.get(name, {})]
                for name, items in saved.items()}
     _check_captured({k: v for k, v in patched.items() if v}, _warnings)
