@@ -281,7 +281,7 @@ class Popen(_subprocess.Popen):
                 self._evloop_unwatch()
             return self.returncode
         pid = self.pid
-        status = _evos._owner_status(pid)  # reaped by libev, e.g. while not watched
+        status = _evos._owner_status(pid)  # reaped by a child watcher, e.g. a waitpid(-1)
         if status is not None:
             self._evloop_exited(pid, status)
             return self.returncode
@@ -296,7 +296,7 @@ class Popen(_subprocess.Popen):
                 status = _evos._owner_status(pid)
                 if status is not None:
                     self._evloop_exited(pid, status)
-                elif not _evos._reaper_pending():
+                elif not _evos._reaper_pending(pid):
                     # reaped behind our back (os.waitpid elsewhere, SIGCHLD ignored): the
                     # status is lost; the stdlib's rule
                     self.returncode = 0
