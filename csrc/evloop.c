@@ -92,6 +92,7 @@ static evloop_sigslot evloop_sigs[NSIG];
 struct EvChild;
 static struct EvChild *evloop_children = NULL; /* active child watchers (default loop) */
 static ev_signal evloop_sigchld_w;            /* the internal SIGCHLD watcher */
+static ev_prepare evloop_children_again_w;    /* another any-child look, next iteration */
 static int evloop_sigchld_installed = 0;      /* evloop_sigchld_w is started */
 static int evloop_child_watchers = 0;
 static PyObject *evloop_sigchld_hook = NULL;  /* called once per SIGCHLD received */
@@ -326,6 +327,7 @@ evloop_acquire_cb(struct ev_loop *l)
 
 static int evloop_ensure_evpipe(EvLoop *self);
 static void evloop_sigchld_cb(struct ev_loop *l, ev_signal *w, int revents);
+static void evloop_children_again_cb(struct ev_loop *l, ev_prepare *w, int revents);
 
 /* Install evloop's SIGCHLD handler (the internal signal watcher, unreferenced) on the
  * default loop and make it look for exited children at its next iteration (a child that
@@ -354,6 +356,7 @@ evloop_sigchld_install(void)
         }
         slot->count++;
         ev_signal_init(&evloop_sigchld_w, evloop_sigchld_cb, SIGCHLD);
+        ev_prepare_init(&evloop_children_again_w, evloop_children_again_cb);
         ev_signal_start(d->ev, &evloop_sigchld_w);
         ev_unref(d->ev);
         evloop_sigchld_installed = 1;
@@ -375,6 +378,10 @@ evloop_sigchld_reset(void)
         return;
     evloop_sigchld_installed = 0;
     if (d != NULL && d->ev != NULL) {
+        if (ev_is_active(&evloop_children_again_w)) {
+            ev_ref(d->ev);
+            ev_prepare_stop(d->ev, &evloop_children_again_w);
+        }
         ev_ref(d->ev);
         /* a pending look is dropped; a pending signal is handed on below */
         undelivered = (ev_clear_pending(d->ev, &evloop_sigchld_w) & EV_SIGNAL) != 0;
@@ -1746,17 +1753,19 @@ typedef struct EvChild {
 
 /* Hand a reaped state change to every active watcher of that pid and every any-child
  * watcher (a stop or continue only to those with trace), as libev's childcb did. */
-static void
+static int
 evloop_child_deliver(struct ev_loop *l, int rpid, int status)
 {
-    int traced = WIFSTOPPED(status) || WIFCONTINUED(status);
+    int traced = WIFSTOPPED(status) || WIFCONTINUED(status), any_fed = 0;
     for (EvChild *c = evloop_children; c; c = c->cnext) {
         if ((c->pid == rpid || c->pid == 0) && (!traced || c->trace)) {
             c->rpid = rpid;
             c->rstatus = status;
             ev_feed_event(l, &c->a, EV_CHILD);
+            any_fed |= c->pid == 0;
         }
     }
+    return any_fed; /* an any-child watcher got it */
 }
 
 static int
@@ -1771,15 +1780,16 @@ evloop_waitpid(int pid, int *status, int options)
 
 /* One pass after SIGCHLD: waitpid(pid, WNOHANG) once per pid that has an active watcher
  * (ECHILD: somebody else reaped it; the watcher stays silent, as libev's would). Only
- * while an any-child watcher is active, also waitpid(-1, WNOHANG) once, and look again at
- * the next iteration, after the callbacks ran (they usually stop a one-shot any-child
+ * while an any-child watcher is active, also waitpid(-1, WNOHANG), unless a watched pid's
+ * report already went to the any-child watchers: one child per report, and another look
+ * at the next iteration, after the callbacks ran (they usually stop a one-shot any-child
  * watcher, which must not swallow more children than it reports). Runs no Python code,
  * so the list cannot change under it. */
 static void
 evloop_children_reap(struct ev_loop *l)
 {
     EvChild *c, *d;
-    int any = 0, anytrace = 0, status, r;
+    int any = 0, anytrace = 0, any_fed = 0, status, r;
     for (c = evloop_children; c; c = c->cnext)
         c->seen = 0;
     for (c = evloop_children; c; c = c->cnext) {
@@ -1799,15 +1809,34 @@ evloop_children_reap(struct ev_loop *l)
         }
         r = evloop_waitpid(c->pid, &status, WNOHANG | (trace ? WUNTRACED | WCONTINUED : 0));
         if (r > 0)
-            evloop_child_deliver(l, r, status);
+            any_fed |= evloop_child_deliver(l, r, status);
     }
     if (any) {
-        r = evloop_waitpid(-1, &status, WNOHANG | (anytrace ? WUNTRACED | WCONTINUED : 0));
-        if (r > 0) {
-            evloop_child_deliver(l, r, status);
-            ev_feed_event(l, &evloop_sigchld_w, EV_CUSTOM);
+        /* one child per report: none more when a watched pid went to them already */
+        if (!any_fed) {
+            r = evloop_waitpid(-1, &status,
+                               WNOHANG | (anytrace ? WUNTRACED | WCONTINUED : 0));
+            if (r > 0)
+                any_fed = evloop_child_deliver(l, r, status);
+        }
+        if (any_fed) {
+            /* not fed now: libev runs what is fed during dispatch before the callbacks
+             * fed earlier; the prepare stage comes after them */
+            if (!ev_is_active(&evloop_children_again_w)) {
+                ev_prepare_start(l, &evloop_children_again_w);
+                ev_unref(l);
+            }
         }
     }
+}
+
+static void
+evloop_children_again_cb(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    ev_ref(l);
+    ev_prepare_stop(l, w);
+    if (evloop_sigchld_installed)
+        ev_feed_event(l, &evloop_sigchld_w, EV_CUSTOM);
 }
 
 /* The internal SIGCHLD watcher's callback: reap, then (for a signal really received, not
