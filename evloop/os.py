@@ -53,7 +53,7 @@ _STATUS_KEEP_SECONDS = 60.0
 #: polling interval bounds where no child watcher can be used (threads without the
 #: default loop)
 _POLL_MIN, _POLL_MAX = 0.001, 0.05
-#: a greenlet waiting for a child through the reaper also asks the OS this often: the
+#: a greenlet waiting for a child through a child watcher also asks the OS this often: the
 #: child watchers hear nothing if some code installs a SIGCHLD handler over evloop's
 SAFETY_POLL = 1.0
 
@@ -566,7 +566,7 @@ def _wait_child(pid: int) -> Tuple[int, int]:
 
 
 def _wait_watched(hub: Hub, pid: int) -> Optional[Tuple[int, int]]:
-    """Wait for the reaper to report ``pid`` (-1: any child): ``(pid, status)``, or None
+    """Wait for a child watcher to report ``pid`` (-1: any child): ``(pid, status)``, or None
     after SAFETY_POLL seconds."""
     waiter = Waiter(hub)
     loop = hub.loop

@@ -11,7 +11,7 @@ another loop), ``communicate`` multiplexes the pipes with io watchers, and ``std
 this ``Popen``; the exceptions and constants are the stdlib's own objects.
 
 What it must not do: change O_NONBLOCK on the pipes (an fd handed to another child, as in
-a pipeline, must stay blocking), reap a child it did not start, leave libev's SIGCHLD
+a pipeline, must stay blocking), reap a child it did not start, leave evloop's SIGCHLD
 handler installed once its children are reaped (so the stdlib ``subprocess`` and a
 user's SIGCHLD handler keep working; see evloop.os), or use a private name of the stdlib's
 ``Popen`` (they change between CPython versions: what it relies on in that class is
