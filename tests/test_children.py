@@ -245,3 +245,10 @@ def test_trace_reports_stops_only_when_asked():
         t.stop(); p.stop()
         print("OK")
     """)
+
+
+def test_sigchld_hook_must_be_callable():
+    from evloop import core
+    import pytest
+    with pytest.raises(TypeError):
+        core._set_sigchld_hook(42)
