@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #if EV_USE_EVENTFD
 #include <sys/eventfd.h>
 #endif
@@ -80,15 +81,22 @@ typedef struct {
 } evloop_sigslot;
 static evloop_sigslot evloop_sigs[NSIG];
 
-/* SIGCHLD: ev_default_loop installs a handler that reaps *every* child (waitpid(-1)),
- * which breaks subprocess.Popen.wait for code that never asked for child watchers.
- * evloop puts the previous disposition back right after creating the default loop and
- * installs libev's handler only while child watchers are active (or on request). */
-static struct sigaction evloop_libev_sigchld;
-static struct sigaction evloop_prev_sigchld;
-static int evloop_sigchld_have_libev = 0;   /* libev_sigchld holds libev's handler */
-static int evloop_sigchld_installed = 0;    /* libev's handler is the current one */
+/* Children: evloop compiles libev without its child watchers (EV_CHILD_ENABLE 0 in
+ * evloop_config.h): libev's SIGCHLD handler reaps *every* child with waitpid(-1), and a
+ * status reaped for nobody is lost to whoever else waits for that child (asyncio's child
+ * watchers, subprocess in another thread, the program's own os.waitpid). evloop's child
+ * watchers (csrc: "child" below) reap per pid instead: while one is active, an internal
+ * signal watcher for SIGCHLD on the default loop calls waitpid(pid, WNOHANG) for the pids
+ * that have an active watcher, and waitpid(-1, WNOHANG) only while an any-child (pid 0)
+ * watcher is active. The handler is installed while child watchers are active (or on
+ * request: install_sigchld) and the previous disposition put back when they stop. */
+struct EvChild;
+static struct EvChild *evloop_children = NULL; /* active child watchers (default loop) */
+static ev_signal evloop_sigchld_w;            /* the internal SIGCHLD watcher */
+static ev_prepare evloop_children_again_w;    /* another any-child look, next iteration */
+static int evloop_sigchld_installed = 0;      /* evloop_sigchld_w is started */
 static int evloop_child_watchers = 0;
+static PyObject *evloop_sigchld_hook = NULL;  /* called once per SIGCHLD received */
 
 /* ------------------------------------------------------------------------------------ */
 /* errors: the one place where C error codes become Python exceptions                     */
@@ -318,24 +326,80 @@ evloop_acquire_cb(struct ev_loop *l)
 /* ------------------------------------------------------------------------------------ */
 /* signal and SIGCHLD bookkeeping                                                         */
 
-static void
+static int evloop_ensure_evpipe(EvLoop *self);
+static void evloop_sigchld_cb(struct ev_loop *l, ev_signal *w, int revents);
+static void evloop_children_again_cb(struct ev_loop *l, ev_prepare *w, int revents);
+
+/* Install evloop's SIGCHLD handler (the internal signal watcher, unreferenced) on the
+ * default loop and make it look for exited children at its next iteration (a child that
+ * exited before its watcher started, or while the handler was down, sent no signal we
+ * heard). Without a default loop there is nothing to do. -1 with ValueError when another
+ * loop watches SIGCHLD (libev lets one loop at a time watch a signal). */
+static int
 evloop_sigchld_install(void)
 {
-    if (evloop_sigchld_have_libev && !evloop_sigchld_installed) {
-        sigaction(SIGCHLD, &evloop_libev_sigchld, &evloop_prev_sigchld);
+    EvLoop *d = evloop_default_obj;
+    evloop_sigslot *slot = &evloop_sigs[SIGCHLD];
+    if (d == NULL || d->ev == NULL)
+        return 0;
+    if (!evloop_sigchld_installed) {
+        if (slot->count > 0 && slot->owner != d->ev) {
+            PyErr_Format(PyExc_ValueError,
+                         "signal %d (SIGCHLD) is already watched by another loop; child "
+                         "watchers need it on the default loop", SIGCHLD);
+            return -1;
+        }
+        if (evloop_ensure_evpipe(d) < 0)
+            return -1;
+        if (slot->count == 0) {
+            sigaction(SIGCHLD, NULL, &slot->saved);
+            slot->owner = d->ev;
+        }
+        slot->count++;
+        ev_signal_init(&evloop_sigchld_w, evloop_sigchld_cb, SIGCHLD);
+        ev_prepare_init(&evloop_children_again_w, evloop_children_again_cb);
+        ev_signal_start(d->ev, &evloop_sigchld_w);
+        ev_unref(d->ev);
         evloop_sigchld_installed = 1;
-        /* a child that exited while the handler was down sent its SIGCHLD elsewhere:
-         * make libev look for exited children now */
-        ev_feed_signal(SIGCHLD);
     }
+    /* EV_CUSTOM: a look of our own, not a signal to pass on to the hook */
+    ev_feed_event(d->ev, &evloop_sigchld_w, EV_CUSTOM);
+    return 0;
 }
 
+/* Take evloop's SIGCHLD handler down; the disposition from before it is put back when no
+ * other signal watcher of the default loop watches SIGCHLD. */
 static void
 evloop_sigchld_reset(void)
 {
-    if (evloop_sigchld_installed) {
-        sigaction(SIGCHLD, &evloop_prev_sigchld, NULL);
-        evloop_sigchld_installed = 0;
+    EvLoop *d = evloop_default_obj;
+    evloop_sigslot *slot = &evloop_sigs[SIGCHLD];
+    int undelivered = 0;
+    if (!evloop_sigchld_installed)
+        return;
+    evloop_sigchld_installed = 0;
+    if (d != NULL && d->ev != NULL) {
+        if (ev_is_active(&evloop_children_again_w)) {
+            ev_ref(d->ev);
+            ev_prepare_stop(d->ev, &evloop_children_again_w);
+        }
+        ev_ref(d->ev);
+        /* a pending look is dropped; a pending signal is handed on below */
+        undelivered = (ev_clear_pending(d->ev, &evloop_sigchld_w) & EV_SIGNAL) != 0;
+        ev_signal_stop(d->ev, &evloop_sigchld_w);
+    }
+    if (--slot->count == 0) {
+        /* libev set SIG_DFL when its last watcher stopped; put back what was there */
+        sigaction(SIGCHLD, &slot->saved, NULL);
+        slot->owner = NULL;
+        /* A SIGCHLD libev's handler caught that the loop has not dispatched to us yet (the
+         * watcher of a child reaped by a waitpid of its owner stops first) would reach
+         * nobody: hand it to the disposition now in place (the Python-level handler). */
+        undelivered |= signals[SIGCHLD - 1].pending != 0;
+        if (undelivered) {
+            signals[SIGCHLD - 1].pending = 0;
+            raise(SIGCHLD);
+        }
     }
 }
 
@@ -1244,7 +1308,6 @@ EVLOOP_KIND_FUNCS(idle)
 EVLOOP_KIND_FUNCS(prepare)
 EVLOOP_KIND_FUNCS(check)
 EVLOOP_KIND_FUNCS(async)
-EVLOOP_KIND_FUNCS(child)
 EVLOOP_KIND_FUNCS(stat)
 EVLOOP_KIND_FUNCS(fork)
 
@@ -1683,17 +1746,170 @@ EVLOOP_WATCHER_TYPE(EvAsync_Type, "async_", EvAsync,
 
 /* --- child --------------------------------------------------------------------------- */
 
-typedef struct { EvWatcher base; ev_child c; } EvChild;
+/* evloop's own child watcher (libev's are compiled out, see evloop_children above). The
+ * embedded libev watcher is an ev_async that is never sent: it makes the watcher active
+ * (keeping run() going unless ref=False) and carries the EV_CHILD event the SIGCHLD pass
+ * feeds it, so dispatch, priorities, ref and pending work as for every other kind. */
+typedef struct EvChild {
+    EvWatcher base;
+    ev_async a;
+    int pid;                    /* > 0: that child; 0: any child */
+    int trace;                  /* also report stops and continues */
+    int rpid, rstatus;          /* the last state change reported */
+    int seen;                   /* scratch of evloop_children_reap */
+    struct EvChild *cprev, *cnext; /* in evloop_children while active */
+} EvChild;
+
+/* Hand a reaped state change to every active watcher of that pid and every any-child
+ * watcher (a stop or continue only to those with trace), as libev's childcb did. */
+static int
+evloop_child_deliver(struct ev_loop *l, int rpid, int status)
+{
+    int traced = WIFSTOPPED(status) || WIFCONTINUED(status), any_fed = 0;
+    for (EvChild *c = evloop_children; c; c = c->cnext) {
+        if ((c->pid == rpid || c->pid == 0) && (!traced || c->trace)) {
+            c->rpid = rpid;
+            c->rstatus = status;
+            ev_feed_event(l, &c->a, EV_CHILD);
+            any_fed |= c->pid == 0;
+        }
+    }
+    return any_fed; /* an any-child watcher got it */
+}
+
+static int
+evloop_waitpid(int pid, int *status, int options)
+{
+    int r;
+    do
+        r = waitpid(pid, status, options);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* One pass after SIGCHLD: waitpid(pid, WNOHANG) once per pid that has an active watcher
+ * (ECHILD: somebody else reaped it; the watcher stays silent, as libev's would). Only
+ * while an any-child watcher is active, also waitpid(-1, WNOHANG), unless a watched pid's
+ * report already went to the any-child watchers: one child per report, and another look
+ * at the next iteration, after the callbacks ran (they usually stop a one-shot any-child
+ * watcher, which must not swallow more children than it reports). Runs no Python code,
+ * so the list cannot change under it. */
+static void
+evloop_children_reap(struct ev_loop *l)
+{
+    EvChild *c, *d;
+    int any = 0, anytrace = 0, any_fed = 0, status, r;
+    for (c = evloop_children; c; c = c->cnext)
+        c->seen = 0;
+    for (c = evloop_children; c; c = c->cnext) {
+        int trace = 0;
+        if (c->pid == 0) {
+            any = 1;
+            anytrace |= c->trace;
+            continue;
+        }
+        if (c->seen)
+            continue;
+        for (d = c; d; d = d->cnext) {
+            if (d->pid == c->pid) {
+                d->seen = 1;
+                trace |= d->trace;
+            }
+        }
+        r = evloop_waitpid(c->pid, &status, WNOHANG | (trace ? WUNTRACED | WCONTINUED : 0));
+        if (r > 0)
+            any_fed |= evloop_child_deliver(l, r, status);
+    }
+    if (any) {
+        /* one child per report: none more when a watched pid went to them already */
+        if (!any_fed) {
+            r = evloop_waitpid(-1, &status,
+                               WNOHANG | (anytrace ? WUNTRACED | WCONTINUED : 0));
+            if (r > 0)
+                any_fed = evloop_child_deliver(l, r, status);
+        }
+        if (any_fed) {
+            /* not fed now: libev runs what is fed during dispatch before the callbacks
+             * fed earlier; the prepare stage comes after them */
+            if (!ev_is_active(&evloop_children_again_w)) {
+                ev_prepare_start(l, &evloop_children_again_w);
+                ev_unref(l);
+            }
+        }
+    }
+}
+
+static void
+evloop_children_again_cb(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    ev_ref(l);
+    ev_prepare_stop(l, w);
+    if (evloop_sigchld_installed)
+        ev_feed_event(l, &evloop_sigchld_w, EV_CUSTOM);
+}
+
+/* The internal SIGCHLD watcher's callback: reap, then (for a signal really received, not
+ * a look of our own) call the hook evloop.os installs to run the Python-level SIGCHLD
+ * handler, which evloop's handler displaces meanwhile. */
+static void
+evloop_sigchld_cb(struct ev_loop *l, ev_signal *w, int revents)
+{
+    evloop_children_reap(l);
+    if ((revents & EV_SIGNAL) && evloop_sigchld_hook != NULL && evloop_default_obj != NULL) {
+        PyObject *hook = evloop_sigchld_hook;
+        PyObject *res;
+        Py_INCREF(hook);
+        res = PyObject_CallNoArgs(hook);
+        if (res == NULL)
+            evloop_report_error(evloop_default_obj, hook);
+        else
+            Py_DECREF(res);
+        Py_DECREF(hook);
+    }
+}
+
+static void
+evloop_start_child(struct ev_loop *l, ev_watcher *w)
+{
+    EvChild *c = (EvChild *)w->data;
+    if (ev_is_active(&c->a))
+        return;
+    ev_async_start(l, &c->a);
+    c->cprev = NULL;
+    c->cnext = evloop_children;
+    if (evloop_children != NULL)
+        evloop_children->cprev = c;
+    evloop_children = c;
+}
+
+static void
+evloop_stop_child(struct ev_loop *l, ev_watcher *w)
+{
+    EvChild *c = (EvChild *)w->data;
+    int was_active = ev_is_active(&c->a);
+    ev_async_stop(l, &c->a);    /* also drops a pending report (rpid/rstatus keep it) */
+    if (!was_active)
+        return;
+    if (c->cprev != NULL)
+        c->cprev->cnext = c->cnext;
+    else
+        evloop_children = c->cnext;
+    if (c->cnext != NULL)
+        c->cnext->cprev = c->cprev;
+    c->cprev = c->cnext = NULL;
+}
 
 static int
 child_prestart(EvWatcher *self)
 {
     if (evloop_ensure_evpipe(self->loop) < 0)
         return -1;
+    /* installing (or finding it installed) also makes the pass look for children that
+     * exited before the watcher started */
+    if (evloop_sigchld_install() < 0)
+        return -1;
     evloop_child_watchers++;
     self->flags |= EVLOOP_W_CHILDCOUNT;
-    /* installing also makes libev look for children that exited before */
-    evloop_sigchld_install();
     return 0;
 }
 
@@ -1713,13 +1929,13 @@ static const evloop_kind evloop_kind_child = {"child", evloop_start_child, evloo
 static PyObject *
 child_get_pid(EvChild *self, void *c)
 {
-    return PyLong_FromLong(self->c.pid);
+    return PyLong_FromLong(self->pid);
 }
 
 static PyObject *
 child_get_rpid(EvChild *self, void *c)
 {
-    return PyLong_FromLong(self->c.rpid);
+    return PyLong_FromLong(self->rpid);
 }
 
 /* rpid and rstatus are C ints: refuse what would be truncated, and deletion */
@@ -1745,19 +1961,19 @@ evloop_set_c_int(PyObject *value, const char *name, int *out)
 static int
 child_set_rpid(EvChild *self, PyObject *value, void *c)
 {
-    return evloop_set_c_int(value, "rpid", &self->c.rpid);
+    return evloop_set_c_int(value, "rpid", &self->rpid);
 }
 
 static PyObject *
 child_get_rstatus(EvChild *self, void *c)
 {
-    return PyLong_FromLong(self->c.rstatus);
+    return PyLong_FromLong(self->rstatus);
 }
 
 static int
 child_set_rstatus(EvChild *self, PyObject *value, void *c)
 {
-    return evloop_set_c_int(value, "rstatus", &self->c.rstatus);
+    return evloop_set_c_int(value, "rstatus", &self->rstatus);
 }
 
 static PyGetSetDef child_getset[] = {
@@ -2151,15 +2367,8 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     evloop_syserr_errno = 0;
     errno = 0;
     if (is_default) {
-        struct sigaction before;
-        sigaction(SIGCHLD, NULL, &before);
+        /* libev without child watchers installs no SIGCHLD handler here */
         l = ev_default_loop(flags);
-        if (l != NULL) {
-            /* take libev's SIGCHLD handler down again until child watchers need it */
-            sigaction(SIGCHLD, &before, &evloop_libev_sigchld);
-            evloop_sigchld_have_libev = 1;
-            evloop_sigchld_installed = 0;
-        }
     }
     else {
         l = ev_loop_new(flags);
@@ -2229,10 +2438,9 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
         ev_async_stop(l, &self->cb_async);
     }
     if (self->is_default) {
-        /* ev_loop_destroy stops libev's SIGCHLD watcher, which sets SIG_DFL: keep the
-         * handler that is there now unless it is libev's own */
-        struct sigaction now;
-        sigaction(SIGCHLD, NULL, &now);
+        /* evloop's SIGCHLD watcher, also when installed on request with no child
+         * watcher (the child watchers were stopped above) */
+        evloop_sigchld_reset();
         ev_loop_destroy(l);
         /* The default loop is libev's static default_loop_struct: ev_loop_destroy frees
          * its arrays but leaves the rest (activecnt after an unbalanced ref()/unref(), the
@@ -2240,12 +2448,6 @@ evloop_loop_destroy_now(EvLoop *self, int from_dealloc)
          * loop(default=True) would inherit them (a run() with nothing to do that never
          * returns). Put it back as it was at program start. */
         memset(&default_loop_struct, 0, sizeof(default_loop_struct));
-        if (evloop_sigchld_installed)
-            sigaction(SIGCHLD, &evloop_prev_sigchld, NULL);
-        else
-            sigaction(SIGCHLD, &now, NULL);
-        evloop_sigchld_installed = 0;
-        evloop_sigchld_have_libev = 0;
         if (evloop_default_obj == self)
             evloop_default_obj = NULL;
     }
@@ -2540,7 +2742,8 @@ pyloop_install_sigchld(EvLoop *self, PyObject *unused)
      * without a default loop there is no libev handler and nothing to do */
     if (evloop_loop_alive(self) < 0)
         return NULL;
-    evloop_sigchld_install();
+    if (evloop_sigchld_install() < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -2900,9 +3103,10 @@ pyloop_child(EvLoop *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     EVLOOP_NEW_WATCHER(EvChild_Type, EvChild, w);
-    ev_child_init(&w->c, (void (*)(struct ev_loop *, ev_child *, int))evloop_watcher_cb,
-                  (int)pid, trace);
-    return evloop_finish_watcher(&w->base, self, &evloop_kind_child, (ev_watcher *)&w->c, ref,
+    ev_async_init(&w->a, (void (*)(struct ev_loop *, ev_async *, int))evloop_watcher_cb);
+    w->pid = (int)pid;
+    w->trace = trace;
+    return evloop_finish_watcher(&w->base, self, &evloop_kind_child, (ev_watcher *)&w->a, ref,
                                  priority);
 }
 
@@ -3516,6 +3720,20 @@ mod_after_fork_child(PyObject *m, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* evloop.os installs a callable here: called with no arguments, from the default loop,
+ * once per SIGCHLD that evloop's handler received (None: nothing is called). */
+static PyObject *
+mod_set_sigchld_hook(PyObject *m, PyObject *hook)
+{
+    if (hook != Py_None && !PyCallable_Check(hook)) {
+        PyErr_Format(PyExc_TypeError, "the SIGCHLD hook must be callable or None, not %.100s",
+                     Py_TYPE(hook)->tp_name);
+        return NULL;
+    }
+    Py_XSETREF(evloop_sigchld_hook, hook == Py_None ? NULL : Py_NewRef(hook));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"get_version", mod_get_version, METH_NOARGS, "libev's version, as linked"},
     {"get_header_version", mod_get_header_version, METH_NOARGS,
@@ -3525,6 +3743,8 @@ static PyMethodDef module_methods[] = {
     {"embeddable_backends", mod_embeddable_backends, METH_NOARGS, NULL},
     {"time", mod_time, METH_NOARGS, "libev's ev_time(): wall-clock time"},
     {"_after_fork_child", mod_after_fork_child, METH_NOARGS, NULL},
+    {"_set_sigchld_hook", mod_set_sigchld_hook, METH_O,
+     "_set_sigchld_hook(callable or None): called once per SIGCHLD evloop's handler got"},
     {"_park_hub_threads", mod_park_hub_threads, METH_O,
      "_park_hub_threads(timeout): at exit, stop other threads' hubs from taking the GIL "
      "again; returns how many have parked"},

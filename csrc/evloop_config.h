@@ -50,6 +50,11 @@
 #  endif
 #endif
 
+/* libev's child watchers reap every child with waitpid(-1) from its SIGCHLD handler, which
+ * takes the statuses of children other code waits for (asyncio, subprocess in threads,
+ * os.waitpid). evloop implements child watchers itself, reaping per pid (csrc/evloop.c). */
+#define EV_CHILD_ENABLE 0
+
 /* signalfd blocks the signals it watches with sigprocmask; child processes inherit that
  * mask and Python's own handlers stop seeing them. evloop keeps plain sigaction handlers. */
 #define EV_USE_SIGNALFD 0

@@ -6,14 +6,18 @@ wait for a non-blocking fd through the hub, ``fork``/``forkpty`` reinitialise th
 the child, and ``waitpid`` waits through a child watcher on the default loop (polling in
 threads that run another loop). Every other name of ``os`` is re-exported unchanged.
 
-While evloop waits for any child, libev's SIGCHLD handler reaps *every* child
-(``waitpid(-1)``), so one pid-0 "reaper" watcher records each status libev collects (a
-later ``waitpid`` still gets it, for 60 s, as in gevent) and calls the Python-level SIGCHLD
-handler, which libev's displaces meanwhile, in a new greenlet.
+Children are waited for through the default loop's child watchers, which reap per pid
+(``waitpid(pid, WNOHANG)`` after SIGCHLD, csrc/evloop.c): one watcher per pid somebody here
+waits for, so a child that others wait for (asyncio's child watchers, ``subprocess`` in
+other threads, the program's own ``os.waitpid``) keeps its status for them. Only a
+``waitpid(-1)`` waiting here reaps any child, as ``os.waitpid(-1)`` itself would. A status
+reaped here is recorded: a later ``waitpid`` still gets it, for 60 s, as in gevent. While
+evloop's SIGCHLD handler is installed it displaces the Python-level one, which the C core
+then calls (through a hook) in a new greenlet for each SIGCHLD received.
 
-What it must not do: keep libev's SIGCHLD handler installed when nobody waits for a child
-(the stdlib ``subprocess`` and ``multiprocessing`` rely on getting their children's
-statuses); touch the default loop's watchers from another thread; change an fd's blocking
+What it must not do: reap a child nobody here waits for (the stdlib ``subprocess``,
+``multiprocessing`` and asyncio rely on getting their children's statuses); keep evloop's
+SIGCHLD handler installed when nobody waits for a child; touch the default loop's watchers from another thread; change an fd's blocking
 mode behind the caller's back; block the thread in ``waitpid`` for a child pid (process
 groups and WUNTRACED/WCONTINUED go to the OS unchanged and may).
 """
@@ -44,13 +48,13 @@ _signal_getsignal = _signal.getsignal
 
 _WNOHANG = _os.WNOHANG
 _SIGCHLD = getattr(_signal, "SIGCHLD", None)
-#: how long the status of a child reaped by libev is kept for a later ``waitpid``
+#: how long the status of a child reaped by a child watcher is kept for a later ``waitpid``
 _STATUS_KEEP_SECONDS = 60.0
 #: polling interval bounds where no child watcher can be used (threads without the
 #: default loop)
 _POLL_MIN, _POLL_MAX = 0.001, 0.05
-#: a greenlet waiting for a child through the reaper also asks the OS this often: the
-#: reaper hears nothing if some code installs a SIGCHLD handler over libev's
+#: a greenlet waiting for a child through a child watcher also asks the OS this often: the
+#: child watchers hear nothing if some code installs a SIGCHLD handler over evloop's
 SAFETY_POLL = 1.0
 
 
@@ -117,14 +121,14 @@ def fork_gevent() -> int:
 
 
 #: evloop's ``fork``: ``os.fork`` that reinitialises the hub in the child. Unlike gevent's
-#: default it does not start a child watcher in the parent (that would keep libev's
-#: SIGCHLD handler, which reaps every child, installed for the child's whole life);
+#: default it does not start a child watcher in the parent (that would keep evloop's
+#: SIGCHLD handler installed for the child's whole life);
 #: ``waitpid`` watches the child when it is called. ``fork_and_watch`` is gevent's variant.
 fork = fork_gevent
 
 
 class ChildStatus:
-    """What ``fork_and_watch`` callbacks receive: the shape of a libev child watcher after
+    """What ``fork_and_watch`` callbacks receive: the shape of a child watcher after
     it fired (``pid``, ``rpid``, ``rstatus``)."""
 
     __slots__ = ("pid", "rpid", "rstatus")
@@ -190,16 +194,18 @@ if hasattr(_os, "forkpty"):
 
 
 # -- child registry ------------------------------------------------------------------------
-# pid -> watches waiting for that child (pid -1: "any child"); only changed, and the reaper
-# only touched, in the thread of the default loop's hub (the main thread).
+# pid -> watches waiting for that child (pid -1: "any child"); only changed, and the child
+# watchers only touched, in the thread of the default loop's hub (the main thread).
 _watches: Dict[int, List["_Watch"]] = {}
 # pid -> (wait status, time.monotonic() when reaped, consumed): reaped, not yet returned by
 # waitpid. ``consumed``: an owner (a Popen) got it, so ``waitpid(-1)`` skips it; a
 # ``waitpid`` for the pid still returns it (gevent's rule).
 _statuses: Dict[int, Tuple[int, float, bool]] = {}
-_reaper: Any = None          # the default loop's child(0) watcher, active while watched
+# pid -> the default loop's child watcher for it, active while the pid has active watches
+# (-1: a child(0) watcher, which reaps any child: only while a waitpid(-1) waits)
+_watchers: Dict[int, Any] = {}
 _reaper_hub: Optional[Hub] = None
-_stop_queued = False         # a loop callback will stop the idle reaper
+_stop_queued = False         # a loop callback will stop the idle child watchers
 
 
 class _Watch:
@@ -231,7 +237,7 @@ class _Watch:
                 pass
             if not lst and _watches.get(self.pid) is lst:
                 del _watches[self.pid]
-        _schedule_update()
+        _schedule_update(self.pid)
 
 
 def _default_hub() -> Optional[Hub]:
@@ -258,7 +264,7 @@ def _watch(pid: int, callback: Optional[Callable[[int, int], Any]], ref: bool,
     _reaper_hub = hub
     w = _Watch(pid, callback, ref, claims, consumes)
     _watches.setdefault(pid, []).append(w)
-    _update_reaper()
+    _update_watcher(pid)
     return w
 
 
@@ -267,71 +273,83 @@ def _in_reaper_thread() -> bool:
     return hub is not None and get_hub_if_exists() is hub
 
 
-def _schedule_update() -> None:
+def _schedule_update(pid: int) -> None:
     if _in_reaper_thread():
-        _update_reaper()
+        _update_watcher(pid)
         return
     hub = _reaper_hub
     if hub is not None and hub.loop is not None and not hub.loop.destroyed:
-        hub.loop.run_callback_threadsafe(_update_reaper)
+        hub.loop.run_callback_threadsafe(_update_watcher, pid)
 
 
-def _update_reaper() -> None:
-    """Run the reaper while some watch is active (referenced if one of them is).
-
-    Stopping waits for the next loop iteration: libev reaps every exited child of one
-    SIGCHLD in a row, and a child reaped after the reaper stopped would lose its status."""
-    global _reaper, _stop_queued
+def _update_watcher(pid: int) -> None:
+    """Run the child watcher of ``pid`` while it has an active watch (referenced if one of
+    them is). An idle one is stopped at the next loop iteration, and not while it holds a
+    report (a child it reaped: the status is delivered first)."""
+    global _stop_queued
     hub = _reaper_hub
     if hub is None or get_hub_if_exists() is not hub:
         return
     loop = hub.loop
-    live = [w for lst in _watches.values() for w in lst if w.active]
     if loop is None or loop.destroyed:
         return
+    live = [w for w in _watches.get(pid, ()) if w.active]
+    cw = _watchers.get(pid)
     if not live:
-        if _reaper is not None and _reaper.active and not _stop_queued:
-            _stop_queued = True
-            loop.run_callback(_stop_reaper_if_idle)
+        if cw is not None:
+            cw.ref = False
+            if not _stop_queued:
+                _stop_queued = True
+                loop.run_callback(_stop_idle_watchers)
         return
     ref = any(w.ref for w in live)
-    if _reaper is None or _reaper.closed or _reaper.loop is not loop:
-        if _reaper is not None:
-            _reaper.close()
-        _reaper = loop.child(0, ref=ref)
-        _stop_queued = False
+    if cw is None or cw.closed or cw.loop is not loop:
+        if cw is not None:
+            cw.close()
+        # pid -1 (waitpid(-1)): an any-child watcher, which reaps with waitpid(-1)
+        cw = _watchers[pid] = loop.child(pid if pid > 0 else 0, ref=ref)
     else:
-        _reaper.ref = ref
-    if not _reaper.active:
-        # starting the first child watcher installs libev's SIGCHLD handler and makes libev
-        # look for children that exited before (csrc/evloop.c child_prestart)
-        _reaper.start(_on_reaped, _reaper)
+        cw.ref = ref
+    if not cw.active:
+        # starting also makes the loop look for a child that exited before
+        # (csrc/evloop.c, evloop_sigchld_install)
+        cw.start(_on_reaped, cw)
 
 
-def _stop_reaper_if_idle() -> None:
+def _stop_idle_watchers() -> None:
     global _stop_queued
     _stop_queued = False
-    if _reaper is not None and not any(w.active for lst in _watches.values() for w in lst):
-        _reaper.stop()
+    for pid, cw in list(_watchers.items()):
+        if any(w.active for w in _watches.get(pid, ())) or cw.pending:
+            continue  # in use, or its report is still to come (it updates again)
+        del _watchers[pid]
+        cw.close()
 
 
 def _on_reaped(watcher: Any) -> None:
-    """The reaper fired: libev reaped ``watcher.rpid`` (its C SIGCHLD handler got the
-    signal instead of Python's)."""
-    _child_exited(watcher.rpid, watcher.rstatus, chain=True)
+    """A child watcher reaped ``watcher.rpid`` (the C pass reports it to the pid's watcher
+    and to the any-child watcher: the second report of the same child is dropped)."""
+    rpid, status = watcher.rpid, watcher.rstatus
+    other = _watchers.get(rpid if watcher.pid == 0 else -1)
+    if other is not None and other is not watcher and other.pending and other.rpid == rpid:
+        other.stop()
+        _schedule_update(-1 if watcher.pid != 0 else rpid)
+    _child_exited(rpid, status)
 
 
-def _reaper_pending() -> bool:
-    """libev reaped a child whose status the reaper has not reported yet."""
-    r = _reaper
-    return r is not None and not r.closed and r.pending
+def _reaper_pending(pid: int = -1) -> bool:
+    """A child watcher reaped ``pid`` (-1: any child) and has not reported it yet."""
+    for cw in list(_watchers.values()):
+        if not cw.closed and cw.pending and (pid == -1 or cw.rpid == pid):
+            return True
+    return False
 
 
-def _child_exited(pid: int, status: int, claimed: bool = False, chain: bool = False,
+def _child_exited(pid: int, status: int, claimed: bool = False,
                   consumed: bool = False) -> None:
-    """Child ``pid`` was reaped with ``status`` (by libev, or by a ``waitpid`` of ours):
-    record it (unless the reaping ``waitpid`` returns it: ``claimed``; ``consumed``: its
-    owner has it) and tell its watches and one "any child" watch."""
+    """Child ``pid`` was reaped with ``status`` (by a child watcher, or by a ``waitpid`` of
+    ours): record it (unless the reaping ``waitpid`` returns it: ``claimed``; ``consumed``:
+    its owner has it) and tell its watches and one "any child" watch."""
     now = _time.monotonic()
     if _statuses:
         old = now - _STATUS_KEEP_SECONDS
@@ -350,10 +368,6 @@ def _child_exited(pid: int, status: int, claimed: bool = False, chain: bool = Fa
             break
     if anyw is not None and not anyw:
         _watches.pop(-1, None)
-    if not chain:
-        hub = _reaper_hub
-        chain = (hub is not None and hub.loop is not None and not hub.loop.destroyed
-                 and hub.loop.sigchld_installed)
     for w in fired:
         w.active = False
         if w.callback is not None:
@@ -361,9 +375,8 @@ def _child_exited(pid: int, status: int, claimed: bool = False, chain: bool = Fa
                 w.callback(pid, status)
             except Exception:  # noqa: BLE001 - one bad callback must not stop the others
                 _report_error(w)
-    if chain:
-        _chain_sigchld()
-    _schedule_update()
+    _schedule_update(pid)
+    _schedule_update(-1)
 
 
 def _report_error(context: Any) -> None:
@@ -382,13 +395,19 @@ def _sigchld_handler() -> Optional[Callable[..., Any]]:
 
 
 def _chain_sigchld() -> None:
-    """libev's SIGCHLD handler displaced Python's while it reaped a child: call the Python
-    handler ourselves, in a new greenlet (it may block cooperatively), from the hub."""
+    """evloop's SIGCHLD handler (csrc/evloop.c) displaced Python's and received a SIGCHLD:
+    call the Python handler ourselves, in a new greenlet (it may block cooperatively), from
+    the hub. The C core calls this once per SIGCHLD, from the default loop."""
     handler = _sigchld_handler()
     hub = _reaper_hub
+    if hub is None or get_hub_if_exists() is not hub:
+        hub = get_hub_if_exists()
     if handler is None or hub is None or hub.loop is None or hub.loop.destroyed:
         return
     hub.loop.run_callback_threadsafe(_run_handler, hub, handler, int(_SIGCHLD))
+
+
+_core._set_sigchld_hook(_chain_sigchld)
 
 
 def _run_handler(hub: Hub, handler: Callable[..., Any], signum: int) -> None:
@@ -398,8 +417,8 @@ def _run_handler(hub: Hub, handler: Callable[..., Any], signum: int) -> None:
 
 def _set_sigchld(handler: Any) -> None:
     """``signal.signal(SIGCHLD, handler)`` without breaking active child watchers: while
-    libev's handler is installed, the new handler becomes the one libev restores when the
-    last child watcher stops (used by evloop.signal)."""
+    evloop's handler is installed, the new handler becomes the one put back when the last
+    child watcher stops (used by evloop.signal)."""
     hub = _reaper_hub
     if hub is None or get_hub_if_exists() is not hub:
         hub = get_hub_if_exists()
@@ -411,30 +430,24 @@ def _set_sigchld(handler: Any) -> None:
     try:
         _signal_signal(_SIGCHLD, handler)
     finally:
-        # put libev's handler back; a child watcher started while it is not installed also
-        # makes libev look for children that exited in between
-        tmp = loop.child(0, ref=False)
-        tmp.start(_noop)
-        tmp.close()
-        if not loop.sigchld_installed:  # it was installed with no child watcher active
-            loop.install_sigchld()
-
-
-def _noop(*_args: Any) -> None:
-    pass
+        # put evloop's handler back; installing also makes the loop look for children
+        # that exited in between
+        loop.install_sigchld()
 
 
 def _forget_children() -> None:
-    """In a forked child: the parent's children are not ours; drop the registry and take
-    libev's SIGCHLD handler down (os.register_at_fork)."""
-    global _reaper, _reaper_hub, _stop_queued
+    """In a forked child: the parent's children are not ours; drop the registry and the
+    child watchers (os.register_at_fork)."""
+    global _reaper_hub, _stop_queued
     _stop_queued = False
     _watches.clear()
     _statuses.clear()
-    reaper, _reaper, _reaper_hub = _reaper, None, None
-    if reaper is not None:
+    watchers = list(_watchers.values())
+    _watchers.clear()
+    _reaper_hub = None
+    for cw in watchers:
         try:
-            reaper.close()
+            cw.close()
         except Exception:  # noqa: BLE001 - never fail a fork
             pass
 
@@ -472,7 +485,7 @@ def waitpid(pid: int, options: int) -> Tuple[int, int]:
     """``os.waitpid`` that blocks only the calling greenlet.
 
     ``pid > 0`` and ``pid == -1`` with options 0 or WNOHANG are cooperative: a status
-    libev already reaped is returned from the record; otherwise the OS is asked without
+    a child watcher already reaped is returned from the record; otherwise the OS is asked without
     blocking and, if the child still runs, the greenlet waits through a child watcher on
     the default loop (polling, in threads that run another loop). ``pid == 0``/``< -1``
     (process groups) and other options go to the OS as they are (and may block).
@@ -500,11 +513,11 @@ def waitpid(pid: int, options: int) -> Tuple[int, int]:
     try:
         rpid, status = _real_waitpid(pid, _WNOHANG)
     except ChildProcessError:
-        # libev may have reaped it, its report not yet delivered (or recorded meanwhile)
+        # a child watcher may have reaped it, its report not yet delivered (or recorded meanwhile)
         got = _take_status(pid)
         if got is not None:
             return got
-        if not _reaper_pending():
+        if not _reaper_pending(pid):
             raise
         rpid, status = 0, 0
     if rpid:
@@ -534,7 +547,7 @@ def _wait_child(pid: int) -> Tuple[int, int]:
             sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
         # no report (yet): ask the OS itself; after SAFETY_POLL seconds, this also covers
-        # a SIGCHLD handler installed over libev's, which would keep the reaper silent
+        # a SIGCHLD handler installed over evloop's, which would keep the watchers silent
         got = _take_status(pid)
         if got is not None:
             return got
@@ -544,8 +557,8 @@ def _wait_child(pid: int) -> Tuple[int, int]:
             got = _take_status(pid)
             if got is not None:
                 return got
-            if watched and _reaper_pending():
-                continue  # libev reaped it; the report comes at once
+            if watched and _reaper_pending(pid):
+                continue  # a child watcher reaped it; the report comes at once
             raise
         if rpid:
             _child_exited(rpid, status, claimed=True)
@@ -553,7 +566,7 @@ def _wait_child(pid: int) -> Tuple[int, int]:
 
 
 def _wait_watched(hub: Hub, pid: int) -> Optional[Tuple[int, int]]:
-    """Wait for the reaper to report ``pid`` (-1: any child): ``(pid, status)``, or None
+    """Wait for a child watcher to report ``pid`` (-1: any child): ``(pid, status)``, or None
     after SAFETY_POLL seconds."""
     waiter = Waiter(hub)
     loop = hub.loop

@@ -6,12 +6,13 @@ block. A handler installed through this module runs in a new greenlet when the s
 arrives, started by a signal watcher on the main thread's loop, so it may wait
 cooperatively (sleep, I/O, join). Every other name of ``signal`` is re-exported unchanged.
 
-SIGCHLD is special, as in gevent, because libev owns it while evloop waits for children
-(evloop.os, evloop.subprocess): no signal watcher is used for it. The handler is installed
-at the Python level wrapped in a trampoline that runs it in a new greenlet, and, while
-libev's SIGCHLD handler displaces Python's, evloop.os calls it after each child libev
-reaps. ``SIG_DFL``/``SIG_IGN`` become the process's disposition again as soon as no child
-watcher needs libev's handler (at once if none does).
+SIGCHLD is special, as in gevent, because evloop's child watchers own it while evloop
+waits for children (evloop.os, evloop.subprocess): no signal watcher is used for it. The
+handler is installed at the Python level wrapped in a trampoline that runs it in a new
+greenlet, and, while evloop's SIGCHLD handler displaces Python's, the C core calls it
+(through evloop.os's hook) for each SIGCHLD it receives. ``SIG_DFL``/``SIG_IGN`` become
+the process's disposition again as soon as no child watcher needs evloop's handler (at
+once if none does).
 
 What it must not do: install anything when imported; run a handler inside the hub or
 with the stdlib's synchronous semantics while the hub's watcher is active; break child

@@ -11,7 +11,7 @@ another loop), ``communicate`` multiplexes the pipes with io watchers, and ``std
 this ``Popen``; the exceptions and constants are the stdlib's own objects.
 
 What it must not do: change O_NONBLOCK on the pipes (an fd handed to another child, as in
-a pipeline, must stay blocking), reap a child it did not start, leave libev's SIGCHLD
+a pipeline, must stay blocking), reap a child it did not start, leave evloop's SIGCHLD
 handler installed once its children are reaped (so the stdlib ``subprocess`` and a
 user's SIGCHLD handler keep working; see evloop.os), or use a private name of the stdlib's
 ``Popen`` (they change between CPython versions: what it relies on in that class is
@@ -281,7 +281,7 @@ class Popen(_subprocess.Popen):
                 self._evloop_unwatch()
             return self.returncode
         pid = self.pid
-        status = _evos._owner_status(pid)  # reaped by libev, e.g. while not watched
+        status = _evos._owner_status(pid)  # reaped by a child watcher, e.g. a waitpid(-1)
         if status is not None:
             self._evloop_exited(pid, status)
             return self.returncode
@@ -296,7 +296,7 @@ class Popen(_subprocess.Popen):
                 status = _evos._owner_status(pid)
                 if status is not None:
                     self._evloop_exited(pid, status)
-                elif not _evos._reaper_pending():
+                elif not _evos._reaper_pending(pid):
                     # reaped behind our back (os.waitpid elsewhere, SIGCHLD ignored): the
                     # status is lost; the stdlib's rule
                     self.returncode = 0

@@ -238,23 +238,33 @@ def test_waitpid_concurrent_greenlets(hub):
         p.returncode = 0
 
 
-def test_waitpid_status_recorded_when_libev_reaped_first(hub):
-    # While evloop waits for one child, libev's SIGCHLD handler reaps *every* child; the
-    # reaper records the others' statuses for a later waitpid.
+def test_waitpid_leaves_other_children_to_their_waiters(hub):
+    # While evloop waits for one child, its SIGCHLD handler reaps that pid only: a child
+    # exiting meanwhile keeps its status for whoever waits for it (here the program's own
+    # os.waitpid, a real one)
     other = subprocess.Popen(["sh", "-c", "exit 5"])
     waited = subprocess.Popen(["sleep", "0.3"])
     waiting = evloop.spawn(evos.waitpid, waited.pid, 0)
-    evloop.sleep(0.15)  # `other` exits and is reaped by libev meanwhile
-    with pytest.raises(ChildProcessError):
-        os.waitpid(other.pid, os.WNOHANG)  # the OS has nothing left ...
-    pid, status = evos.waitpid(other.pid, 0)  # ... but evloop.os remembers
+    evloop.sleep(0.15)  # `other` exits meanwhile; evloop's handler gets its SIGCHLD
+    assert hub.loop.sigchld_installed
+    pid, status = os.waitpid(other.pid, 0)
     assert (pid, os.waitstatus_to_exitcode(status)) == (other.pid, 5)
-    with pytest.raises(ChildProcessError):
-        evos.waitpid(other.pid, 0)  # claimed once
     waiting.join(timeout=10)
     assert waiting.value[0] == waited.pid
+    assert os.waitstatus_to_exitcode(waiting.value[1]) == 0
     other.returncode = 5
     waited.returncode = 0
+
+
+def test_waitpid_any_child_status_recorded_for_its_pid(hub):
+    # a waitpid(-1) waiting here reaps any child (as os.waitpid(-1) does); a child it took
+    # is recorded for a later waitpid(pid) only when nobody claimed it
+    p = subprocess.Popen(["sh", "-c", "sleep 0.1; exit 6"])
+    pid, status = evos.waitpid(-1, 0)
+    assert (pid, os.waitstatus_to_exitcode(status)) == (p.pid, 6)
+    with pytest.raises(ChildProcessError):
+        evos.waitpid(p.pid, 0)  # claimed by the waitpid(-1)
+    p.returncode = 6
 
 
 def test_waitpid_killed_waiter_leaves_nothing_behind(hub):
