@@ -684,13 +684,17 @@ class IMapUnordered(Greenlet):
         if end is not None and self._outstanding <= 0 and \
                 (not self._ordered or self._next_index >= end[0]):
             self._exhausted = True
+            # every other consumer waiting on this iterator ends too: results only wake
+            # one getter each, and no result will come now
+            while self._getters:
+                self._wake_getter()
             return True, end[1]
         return False, None
 
     def __next__(self) -> Any:
-        if self._exhausted:
-            raise StopIteration
         while True:
+            if self._exhausted:
+                raise StopIteration  # (also when another consumer took the end meanwhile)
             found, value = self._take()
             if found:
                 break

@@ -462,6 +462,27 @@ def test_imap_unordered_maxsize(_no_leftovers):
     assert sorted(pool.imap_unordered(identity, range(50), maxsize=1)) == list(range(50))
 
 
+@pytest.mark.parametrize("ordered", [False, True])
+def test_imap_the_end_reaches_every_waiting_consumer(_no_leftovers, ordered):
+    # both consumers wait when the only result arrives: it wakes one, which then takes
+    # the end; the other must end too, not wait for a result that never comes
+    group = track(_no_leftovers, Group())
+    imap = group.imap if ordered else group.imap_unordered
+    it = imap(lambda x: sleep(0.01) or x, range(1))
+    results = [[], []]
+
+    def consume(i):
+        for v in it:
+            results[i].append(v)
+
+    consumers = [spawn(consume, 0), spawn(consume, 1)]
+    evloop.joinall(consumers, timeout=5)
+    assert [c.dead for c in consumers] == [True, True]
+    assert sorted(results[0] + results[1]) == [0]
+    with pytest.raises(StopIteration):
+        next(it)
+
+
 def test_imap_two_consumers(_no_leftovers):
     group = track(_no_leftovers, Group())
     it = group.imap_unordered(lambda x: sleep(0.001 * (x % 3)) or x, range(40))
