@@ -3,10 +3,10 @@ replaced them, and the means to run the standard library's own code against them
 
 Why it exists: ``evloop.monkey`` patches and keeps each original it replaces (``saved``);
 modules below it (``evloop.threading``, ``evloop.threadpool``,
-``evloop._stdlib_multiprocessing``) need those
-originals (``get_original``) and the rebinding of a standard-library function to a
-namespace where patched names mean the originals again (``rebind``, ``OverlayGlobals``).
-Kept here, below both, so that nothing imports ``evloop.monkey`` from a layer under it:
+``evloop._stdlib_multiprocessing``) need those originals (``get_original``), and
+``evloop.threading`` the rebinding of a standard-library function to a namespace where
+patched names mean the originals again (``rebind``, ``OverlayGlobals``). Kept here, below
+them all, so that nothing imports ``evloop.monkey`` from a layer under it:
 ``evloop.monkey`` re-exports ``saved`` and ``get_original`` as its public API.
 
 What it must not do: import anything of evloop or patch anything (only ``evloop.monkey``
