@@ -19,7 +19,14 @@ from typing import Optional
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _BACKENDS = ("epoll", "poll", "select", "kqueue")
-_RESOLVERS = ("thread", "ares", "block")
+#: the resolver class each EVLOOP_RESOLVER value chooses, by name ("module.Class"), and the
+#: hub's thread pool class: the hub imports them at first use (``Hub.resolver_class``,
+#: ``Hub.threadpool_class``). They are a layer above the hub, and a name is not an import.
+RESOLVER_CLASSES = {"thread": "evloop.resolver.ThreadResolver",
+                    "ares": "evloop.resolver.AresResolver",
+                    "block": "evloop.resolver.BlockingResolver"}
+THREADPOOL_CLASS = "evloop.threadpool.ThreadPool"
+_RESOLVERS = tuple(RESOLVER_CLASSES)
 
 
 class Config:
@@ -81,6 +88,15 @@ class Config:
             raise ValueError(f"EVLOOP_RESOLVER={raw!r}: unknown resolver {name!r}; "
                              f"choose from {', '.join(_RESOLVERS)}")
         return name
+
+
+def resolver_class_name(name: str) -> str:
+    """The "module.Class" name of the resolver for an ``EVLOOP_RESOLVER`` value."""
+    try:
+        return RESOLVER_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown resolver {name!r}; choose from "
+                         f"{', '.join(RESOLVER_CLASSES)}") from None
 
 
 _config: Optional[Config] = None

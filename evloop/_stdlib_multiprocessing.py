@@ -42,7 +42,7 @@ from typing import Any, Callable, List
 from greenlet import getcurrent
 
 from evloop import core as _core
-from evloop import monkey as _monkey
+from evloop._originals import get_original
 from evloop.hub import Hub, get_hub, get_hub_if_exists, set_hub, sleep
 
 #: where each detail was checked
@@ -60,9 +60,9 @@ REGISTER_AFTER_FORK = "register_after_fork"
 
 # The originals: os.read/os.write may be patched later by others; select.poll is patched by
 # patch_select (a zero-timeout poll of the original never blocks).
-_real_read = _monkey.get_original("os", "read")
-_real_write = _monkey.get_original("os", "write")
-_real_poll = _monkey.get_original("select", "poll")
+_real_read = get_original("os", "read")
+_real_write = get_original("os", "write")
+_real_poll = get_original("select", "poll")
 # A write of at most PIPE_BUF bytes to a pipe that polls writable does not block (Linux:
 # POLLOUT means a free page in the pipe); larger ones might, until a reader drains it.
 _CHUNK = getattr(_select, "PIPE_BUF", 512)

@@ -6,9 +6,11 @@ wait starts a watcher whose event resumes it and switches to the hub (``Hub.wait
 dispatch. Everything blocking in evloop goes through that path.
 
 What it must not do: block itself (a blocking call made from the hub raises
-BlockingSwitchOutError), import the greenlet API above it, or run user code except through
-loop callbacks and ``handle_error``.
+BlockingSwitchOutError), import anything above it (its thread pool and resolver classes
+are named by strings, imported at first use), or run user code except through loop
+callbacks and ``handle_error``.
 """
+import importlib
 import os
 import sys
 import threading
@@ -22,7 +24,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 from greenlet import error as greenlet_error
 
 from evloop import core
-from evloop._config import get_config
+from evloop._config import THREADPOOL_CLASS, get_config, resolver_class_name
 from evloop.exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError,
                                HubDestroyed, InvalidSwitchError, LoopExit)
 
@@ -155,6 +157,16 @@ def _exception_line(type: Any, value: Any) -> str:
     return line
 
 
+def _class_named(value: Any) -> Any:
+    """``value`` itself, or the object a "module.Class" name names (imported now)."""
+    if not isinstance(value, str):
+        return value
+    module, _, name = value.rpartition(".")
+    if not module:
+        raise ValueError(f"{value!r}: expected a class or a 'module.Class' name")
+    return getattr(importlib.import_module(module), name)
+
+
 class Hub(greenlet):
     """The greenlet that runs a thread's event loop.
 
@@ -165,6 +177,13 @@ class Hub(greenlet):
 
     SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
     NOT_ERROR = (GreenletExit, SystemExit)
+
+    #: the class of ``threadpool``, or its name as "module.Class" (imported at first use:
+    #: evloop.threadpool is a layer above the hub, and a name is not an import)
+    threadpool_class: Any = THREADPOOL_CLASS
+    #: the class of ``resolver``, or its name as "module.Class"; None: the class the
+    #: configured ``EVLOOP_RESOLVER`` value names (thread, ares, block)
+    resolver_class: Any = None
 
     def __init__(self, loop: Optional[core.loop] = None, default: Optional[bool] = None):
         greenlet.__init__(self, parent=_thread_main_greenlet())
@@ -316,18 +335,23 @@ class Hub(greenlet):
         return self._monitor
 
     @property
-    def threadpool(self):
+    def threadpool(self) -> Any:
+        """This hub's thread pool (a ``threadpool_class``), created on first use with
+        EVLOOP_THREADPOOL_SIZE threads at most."""
         if self._threadpool is None:
-            from evloop.threadpool import ThreadPool  # noqa: PLC0415 (layer above)
-            self._threadpool = ThreadPool(get_config().threadpool_size, hub=self)
+            pool_class = _class_named(self.threadpool_class)
+            self._threadpool = pool_class(get_config().threadpool_size, hub=self)
         return self._threadpool
 
     @property
     def resolver(self) -> Any:
-        """This hub's resolver, created on first use from EVLOOP_RESOLVER."""
+        """This hub's resolver (a ``resolver_class``), created on first use; by default the
+        one EVLOOP_RESOLVER names."""
         if self._resolver is None:
-            from evloop.resolver import resolver_class  # noqa: PLC0415 (layer above)
-            self._resolver = resolver_class(get_config().resolver)(hub=self)
+            name = self.resolver_class
+            if name is None:
+                name = resolver_class_name(get_config().resolver)
+            self._resolver = _class_named(name)(hub=self)
         return self._resolver
 
     @resolver.setter

@@ -20,7 +20,14 @@ import sys
 
 # Keep imports few and local: this module is imported before the program's own imports,
 # and whatever it imports at the top is imported unpatched.
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+# The originals live one layer down (evloop.threading and evloop._stdlib_multiprocessing
+# need them too, and must not import this module); ``saved`` and ``get_original`` are
+# this module's public API.
+from evloop._originals import OverlayGlobals as _OverlayGlobals
+from evloop._originals import get_original, saved
+from evloop._originals import rebind as _rebind
 
 __all__ = [
     "patch_all", "patch_socket", "patch_dns", "patch_ssl", "patch_time", "patch_thread",
@@ -34,9 +41,6 @@ __all__ = [
 class MonkeyPatchWarning(RuntimeWarning):
     """Patching came too late (or was done in a way) to fully take effect."""
 
-
-#: module name -> {attribute name: original object}; the first original is kept
-saved: Dict[str, Dict[str, Any]] = {}
 
 _MISSING = object()
 
@@ -56,44 +60,6 @@ def is_object_patched(mod_name: str, item_name: str) -> bool:
 
 def is_anything_patched() -> bool:
     return bool(saved)
-
-
-def _get_original(mod_name: str, items: Sequence[str]) -> List[Any]:
-    originals = saved.get(mod_name, {})
-    module = None
-    values = []
-    for item in items:
-        if item in originals:
-            values.append(originals[item])
-        else:
-            if module is None:
-                module = __import__(mod_name, fromlist=["_"])
-            values.append(getattr(module, item))
-    return values
-
-
-def get_original(mod_name: Union[str, Sequence[str]],
-                 item_name: Union[str, Sequence[str]]) -> Any:
-    """The object that ``mod_name.item_name`` was before patching (the current one if it
-    was not patched). ``item_name`` may be a sequence of names: a list of originals is
-    returned. ``mod_name`` may be a sequence of module names to try in turn (the first
-    importable one supplies all the items)."""
-    mod_names = [mod_name] if isinstance(mod_name, str) else list(mod_name)
-    if isinstance(item_name, str):
-        item_names: Sequence[str] = [item_name]
-        unpack = True
-    else:
-        item_names = list(item_name)
-        unpack = False
-    for i, mod in enumerate(mod_names):
-        try:
-            result = _get_original(mod, item_names)
-        except ImportError:
-            if i == len(mod_names) - 1:
-                raise
-        else:
-            return result[0] if unpack else result
-    raise ImportError("no module name given")
 
 
 # -- the patching primitives ------------------------------------------------------------
@@ -184,36 +150,6 @@ def _patch(key: str, target_name: Optional[str] = None, evloop_name: Optional[st
 
 # -- keeping the originals' own code working --------------------------------------------
 
-class _OverlayGlobals(dict):
-    """Globals for a copy of a standard-library function: the objects in ``overlay`` for
-    the names it holds (the originals of what patching replaced), the live module for
-    every other name. (CPython looks globals up through ``__getitem__`` when they are not
-    an exact dict.)"""
-
-    __slots__ = ("_overlay", "_module")
-
-    def __init__(self, module_dict: Dict[str, Any], overlay: Dict[str, Any]) -> None:
-        dict.__init__(self, __builtins__=module_dict["__builtins__"],
-                      __name__=module_dict["__name__"])
-        self._overlay = overlay
-        self._module = module_dict
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self._overlay[name]
-        except KeyError:
-            return self._module[name]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            return default
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._overlay or name in self._module
-
-
 def _functions_of(value: Any) -> List[Any]:
     import types
     if isinstance(value, types.FunctionType):
@@ -223,30 +159,6 @@ def _functions_of(value: Any) -> List[Any]:
     if isinstance(value, (staticmethod, classmethod)):
         return [value.__func__]
     return []
-
-
-def _rebind(value: Any, namespace: Dict[str, Any]) -> Any:
-    """A copy of the function (or property, static or class method) ``value`` whose
-    globals are ``namespace``; the copy remembers the original as ``__evloop_live__``."""
-    import types
-    if isinstance(value, types.FunctionType):
-        new = types.FunctionType(value.__code__, namespace, value.__name__,
-                                 value.__defaults__, value.__closure__)
-        new.__kwdefaults__ = value.__kwdefaults__
-        new.__qualname__ = value.__qualname__
-        new.__doc__ = value.__doc__
-        new.__module__ = value.__module__
-        new.__dict__.update(value.__dict__)
-        new.__evloop_live__ = value  # type: ignore[attr-defined]
-        return new
-    if isinstance(value, property):
-        return property(*(_rebind(f, namespace) if f is not None else None
-                          for f in (value.fget, value.fset, value.fdel)), value.__doc__)
-    if isinstance(value, staticmethod):
-        return staticmethod(_rebind(value.__func__, namespace))
-    if isinstance(value, classmethod):
-        return classmethod(_rebind(value.__func__, namespace))
-    return value
 
 
 def _global_names(code: Any) -> set:

@@ -34,8 +34,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from greenlet import getcurrent
 
+from evloop import _originals
 from evloop import _stdlib_threading as _stdlib
-from evloop import monkey as _monkey
 from evloop.exceptions import InvalidThreadUseError, LoopExit
 from evloop.greenlet import Greenlet
 from evloop.hub import get_hub_if_exists
@@ -47,7 +47,7 @@ __all__ = ["get_ident", "start_new_thread", "allocate_lock", "LockType", "Lock",
            "Thread", "Timer", "main_native_thread"]
 
 # The natives, whatever was patched before this module was imported.
-_native_get_ident: Callable[[], int] = _monkey.get_original("_thread", "get_ident")
+_native_get_ident: Callable[[], int] = _originals.get_original("_thread", "get_ident")
 _native_count: Callable[[], int] = _stdlib.native_thread_count
 _TIMEOUT_MAX = _thread.TIMEOUT_MAX
 _HANDLES = _stdlib.THREAD_HANDLES
@@ -180,7 +180,7 @@ class LockType(_GreenLock):
         return self._acquire_polling(deadline)
 
     def _acquire_polling(self, deadline: Optional[float]) -> bool:
-        sleep = _monkey.get_original("time", "sleep")
+        sleep = _originals.get_original("time", "sleep")
         delay = 0.0005
         while True:
             if self.counter > 0:
@@ -433,7 +433,8 @@ _install_live_methods(_DummyThread, [_StdDummyThread, _StdThread])
 def _clone_class(cls: type, namespace: Dict[str, Any]) -> type:
     """A copy of ``cls`` (a subclass, so isinstance still holds) whose methods read
     ``namespace``."""
-    body = {name: _monkey._rebind(value, namespace) for name, value in _LIVE[cls].items()}
+    body = {name: _originals.rebind(value, namespace)
+            for name, value in _LIVE[cls].items()}
     body["__module__"] = cls.__module__
     body["__qualname__"] = cls.__qualname__
     clone = type(cls.__name__, (cls,), body)
@@ -448,7 +449,7 @@ def _keep_originals_native(originals: Dict[str, Any]) -> None:
     captured ``threading.Thread`` before patching) still starts real threads."""
     module_dict = __threading__.__dict__
     overlay: Dict[str, Any] = dict(originals)
-    namespace = _monkey._OverlayGlobals(module_dict, overlay)
+    namespace = _originals.OverlayGlobals(module_dict, overlay)
     # what the native classes build internally, native too: Condition (its waits use
     # _allocate_lock), RLock (the C one) and, when threading.Event was not replaced, Event
     overlay["Condition"] = _clone_class(_StdCondition, namespace)
@@ -467,7 +468,7 @@ def _keep_originals_native(originals: Dict[str, Any]) -> None:
             continue  # already done (patch_thread called twice)
         live = _LIVE[cls]
         for name, value in live.items():
-            setattr(cls, name, _monkey._rebind(value, namespace))
+            setattr(cls, name, _originals.rebind(value, namespace))
         cls._evloop_live_methods = live
 
 

@@ -22,7 +22,6 @@ Differences from gevent: ``spawn`` never blocks (tasks queue when all ``maxsize`
 are busy); threads start on demand and an idle thread above ``size`` exits after
 ``idle_timeout`` seconds.
 """
-import importlib
 import os
 import sys
 import weakref
@@ -34,6 +33,7 @@ from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Option
 
 from greenlet import getcurrent
 
+from evloop._originals import get_original
 from evloop.event import AsyncResult
 from evloop.hub import (Waiter, _get_hub_if_exists, _main_thread_ident, _own_thread_state,
                         get_hub)
@@ -43,23 +43,11 @@ __all__ = ["ThreadPool", "ThreadPoolExecutor", "BrokenThreadPool", "CancelledErr
 CancelledError = _cf.CancelledError
 
 
-def _original(module: str, name: str) -> Any:
-    """``module.name`` as it was before monkey-patching: through ``evloop.monkey``'s
-    ``get_original`` when it is loaded, else the module's current attribute (this module
-    is imported before patching replaces anything)."""
-    monkey = sys.modules.get("evloop.monkey")
-    getter = getattr(monkey, "get_original", None)
-    if getter is not None:
-        try:
-            return getter(module, name)
-        except Exception:  # noqa: BLE001 - fall back to the module itself
-            pass
-    return getattr(importlib.import_module(module), name)
-
-
-_start_new_thread = _original("_thread", "start_new_thread")
-_allocate_lock = _original("_thread", "allocate_lock")
-_get_ident = _original("_thread", "get_ident")
+# The natives, as they were before monkey-patching (this module is imported before patching
+# replaces anything, and its workers must stay real threads).
+_start_new_thread = get_original("_thread", "start_new_thread")
+_allocate_lock = get_original("_thread", "allocate_lock")
+_get_ident = get_original("_thread", "get_ident")
 
 #: seconds an idle worker above ``size`` waits for work before its thread exits
 DEFAULT_IDLE_TIMEOUT = 5.0

@@ -274,6 +274,43 @@ def test_resolver_class_names():
         resolver_class("dns")
 
 
+def test_config_names_the_resolver_classes():
+    # the hub imports its resolver by these names (evloop.resolver is a layer above it)
+    from evloop._config import RESOLVER_CLASSES, resolver_class_name
+    from evloop.hub import _class_named
+    assert set(RESOLVER_CLASSES) == {"thread", "block", "ares"}
+    for value in RESOLVER_CLASSES:
+        assert _class_named(resolver_class_name(value)) is resolver_class(value)
+    message = "unknown resolver 'dns'; choose from thread, ares, block"
+    with pytest.raises(ValueError, match=message):
+        resolver_class_name("dns")
+    with pytest.raises(ValueError, match=message):
+        resolver_class("dns")
+
+
+def test_hub_resolver_class_setting():
+    from evloop.hub import Hub
+    assert Hub.resolver_class is None   # None: the class EVLOOP_RESOLVER names
+
+    class Spy(BlockingResolver):
+        pass
+
+    hub = get_hub()
+    old = hub._resolver
+    try:
+        for setting, cls in (("evloop.resolver.BlockingResolver", BlockingResolver),
+                             (Spy, Spy)):
+            hub._resolver = None
+            hub.resolver_class = setting
+            resolver = hub.resolver
+            assert type(resolver) is cls and resolver.hub is hub
+            assert hub.resolver is resolver
+            assert R.gethostbyname("127.0.0.1") == "127.0.0.1"
+    finally:
+        del hub.resolver_class
+        hub._resolver = old
+
+
 def test_config_resolver_values():
     assert Config(environ={}).resolver == "thread"
     assert Config(environ={"EVLOOP_RESOLVER": ""}).resolver == "thread"

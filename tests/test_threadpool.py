@@ -514,6 +514,50 @@ def test_hub_threadpool(pools):
     assert pool.apply(lambda: 3) == 3
 
 
+def test_hub_threadpool_class_setting():
+    # the hub names its pool's class (evloop.threadpool is a layer above the hub): a name or
+    # a class, imported at first use
+    from evloop._config import get_config
+    from evloop.hub import Hub
+    assert Hub.threadpool_class == "evloop.threadpool.ThreadPool"
+
+    class CountingPool(ThreadPool):
+        made = 0
+
+        def __init__(self, *args, **kwargs):
+            CountingPool.made += 1
+            super().__init__(*args, **kwargs)
+
+    hub = get_hub()
+    old = hub._threadpool
+    made = []
+    try:
+        for setting in (CountingPool, "evloop.threadpool.ThreadPool"):
+            hub._threadpool = None
+            hub.threadpool_class = setting
+            pool = hub.threadpool
+            made.append(pool)
+            assert pool is hub.threadpool and pool.hub is hub
+            assert pool.maxsize == get_config().threadpool_size
+            assert pool.apply(lambda: 3) == 3
+        assert type(made[0]) is CountingPool and CountingPool.made == 1
+        assert type(made[1]) is ThreadPool
+        for bad, error in (("evloop.threadpool.NoSuchPool", AttributeError),
+                           ("evloop.no_such_module.Pool", ImportError),
+                           ("ThreadPool", ValueError)):
+            hub._threadpool = None
+            hub.threadpool_class = bad
+            with pytest.raises(error):
+                hub.threadpool
+    finally:
+        del hub.threadpool_class
+        hub._threadpool = old
+        for pool in made:
+            pool.kill()
+        for pool in made:
+            wait_until(lambda: pool._alive == 0)
+
+
 def test_many_tasks_from_many_greenlets(pools):
     pool = pools(4)
 
