@@ -35,8 +35,6 @@ import pytest
 
 pytest.importorskip("gunicorn")
 
-from test_ssl import certs  # noqa: E402,F401 - fixture
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = "evloop.integrations.gunicorn.Worker"
 START = 60.0      # seconds for gunicorn to start and for its events to show in its log
