@@ -33,6 +33,10 @@ Shared fixtures (below the leak check): ``no_leaked_watchers`` (a file opts in w
 ``pair``, ``closing``, ``ticker`` and the session's TLS ``certs``. Plain helpers that
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
+
+Slow tests (soak, fuzz, long subprocess batteries, single tests over ~5 s) carry
+``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a quick
+local run (CI runs everything).
 """
 
 import faulthandler

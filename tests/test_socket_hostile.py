@@ -349,6 +349,7 @@ def _compare_method(name, form, states=STATES):
     return compared, worded, mismatches
 
 
+@pytest.mark.slow  # ~100 comparisons, each in fresh interpreters: ~20 s
 @pytest.mark.parametrize("form", ["bound", "class", "method"])
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_methods_fail_as_the_stdlib_fails(name, form):
