@@ -27,18 +27,33 @@ loop's epoll and wake-up fds predate it), and the fds libev opens lazily for the
 A test whose point is to leave state behind says so: ``@pytest.mark.allow_leftovers(
 "greenlets", reason="...")`` (kinds: fds, watchers, greenlets, callbacks, threads; none
 named = all). A test that failed is not checked: its leftovers are not the news.
+
+Shared fixtures (below the leak check): ``no_leaked_watchers`` (a file opts in with
+``pytestmark = pytest.mark.usefixtures("no_leaked_watchers")``), ``hub``, ``errors``,
+``pair``, ``closing``, ``ticker`` and the session's TLS ``certs``. Plain helpers that
+several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
+tests/_helpers.py.
+
+Slow tests (soak, fuzz, long subprocess batteries, single tests over ~5 s) carry
+``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a quick
+local run (CI runs everything).
 """
 
 import faulthandler
 import gc
+import io
 import os
+import socket
 import sys
 import threading
 
 import pytest
 
+import evloop
 from evloop import core
 from evloop.hub import get_hub, get_hub_if_exists
+
+from _helpers import Closer, Ticker, make_certs
 
 WATCHDOG_SECONDS = 120
 
@@ -250,3 +265,66 @@ def _leak_check(request):
         lines.append(f"  {kind}:")
         lines.extend(f"    {item}" for item in items)
     pytest.fail("\n".join(lines), pytrace=False)
+
+
+# -- shared fixtures -----------------------------------------------------------------------
+
+@pytest.fixture
+def no_leaked_watchers():
+    """The hub's loop has no more active watchers after the test than before it."""
+    loop = get_hub().loop
+    before = loop.activecnt
+    yield
+    assert loop.activecnt == before, "a watcher was left active"
+
+
+@pytest.fixture
+def hub():
+    """The thread's hub, started, with queued callbacks settled before and after the test."""
+    hub = get_hub()
+    evloop.sleep(0)
+    yield hub
+    evloop.sleep(0)
+
+
+@pytest.fixture
+def errors():
+    """The hub's exception stream, captured (failing greenlets are reported there)."""
+    hub = get_hub()
+    old = hub.exception_stream
+    hub.exception_stream = stream = io.StringIO()
+    try:
+        yield stream
+    finally:
+        hub.exception_stream = old
+
+
+@pytest.fixture
+def pair():
+    """A connected AF_UNIX stream pair of stdlib sockets."""
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def closing():
+    """A ``Closer``: what the test hands it is closed (greenlets killed) after the test."""
+    closer = Closer()
+    yield closer
+    closer.close()
+
+
+@pytest.fixture
+def ticker():
+    """A ``Ticker`` at 1 ms, stopped after the test."""
+    t = Ticker()
+    yield t
+    t.stop()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """Paths: ca, cert, key (server: localhost, 127.0.0.1), client_cert, client_key."""
+    return make_certs(tmp_path_factory.mktemp("evloop-tls"))

@@ -17,9 +17,7 @@ import math
 import os
 import signal
 import socket
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 import warnings
@@ -30,16 +28,15 @@ import evloop
 import evloop.aio
 from evloop import core
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# evloop's own code emits no DeprecationWarning on any supported CPython
-pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
+from _helpers import run_py as _run_py
 
 
 def run_py(code: str, timeout: float = 60) -> str:
-    r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    return r.stdout
+    return _run_py(code, timeout, faulthandler=True)
+
+
+# evloop's own code emits no DeprecationWarning on any supported CPython
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
 
 
 @pytest.fixture

@@ -14,9 +14,6 @@ import inspect
 import io
 import math
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import traceback
@@ -30,17 +27,16 @@ from evloop import socket as evsocket
 from evloop.aio_bridge import await_, run_in_greenlet, wrap_greenlet
 from evloop.greenlet import Greenlet
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# evloop's own code emits no DeprecationWarning on any supported CPython
-pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
-LOCALHOST = "127.0.0.1"
+from _helpers import run_py as _run_py
 
 
 def run_py(code: str, timeout: float = 60) -> str:
-    r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    return r.stdout
+    return _run_py(code, timeout, faulthandler=True)
+
+
+# evloop's own code emits no DeprecationWarning on any supported CPython
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:evloop")
+LOCALHOST = "127.0.0.1"
 
 
 def _live_greenlets():

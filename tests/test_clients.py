@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from test_monkey import lines, run_command, run_python
+from _helpers import lines, run_command, run_python
 
 # The programs below start with this: patch first, then a small threaded HTTP server
 # (http.server's ThreadingHTTPServer: one green thread per request) whose handler sleeps

@@ -2169,6 +2169,7 @@ class TestFork:
         assert "child fired: True" in proc.stdout
         assert proc.stdout.strip().endswith("OK")
 
+    @pytest.mark.slow  # ~7 s each
     @pytest.mark.parametrize("where", ["run_callback", "timer", "fork_watcher_free"])
     def test_fork_watchers_run_once_when_forked_inside_run(self, where):
         # The child of a fork made from inside run() resumes in the middle of an

@@ -28,6 +28,8 @@ import pytest
 from evloop import core
 from test_core import PKG_PARENT, _env
 
+from _helpers import closed_fd
+
 BIG = 2**64          # beyond every C integer type
 INT_BEYOND = 2**31   # beyond a C int (fds, signal numbers, pids)
 
@@ -52,13 +54,6 @@ class Ctx:
                 "signal": lambda: lp.signal(signal.SIGUSR1), "idle": lp.idle,
                 "prepare": lp.prepare, "check": lp.check, "async_": lp.async_,
                 "stat": lambda: lp.stat(self.path), "fork": lp.fork}[kind]()
-
-
-def _closed_fd():
-    r, w = os.pipe()
-    os.close(r)
-    os.close(w)
-    return r
 
 
 def _set_then_start(w, name, value):
@@ -172,7 +167,7 @@ CASES = [
     ("io fd 2**31", lambda c: c.loop.io(INT_BEYOND, core.READ), OverflowError),
     ("io fd 2**40", lambda c: c.loop.io(2**40, core.READ), OverflowError),
     ("io fd 2**64", lambda c: c.loop.io(BIG, core.READ), OverflowError),
-    ("io fd closed", lambda c: c.loop.io(_closed_fd(), core.READ), OSError),
+    ("io fd closed", lambda c: c.loop.io(closed_fd(), core.READ), OSError),
     ("io events 4", lambda c: c.loop.io(c.fd, 4), ValueError),
     ("io events -1", lambda c: c.loop.io(c.fd, -1), ValueError),
     ("io events 2**32+1", lambda c: c.loop.io(c.fd, 2**32 + 1), ValueError),
@@ -184,7 +179,7 @@ CASES = [
     ("io.fd = -3", lambda c: setattr(c.watcher("io"), "fd", -3), ValueError),
     ("io.fd = 2**40", lambda c: setattr(c.watcher("io"), "fd", 2**40), OverflowError),
     ("io.fd = closed, then start (checked there, as at io())",
-     lambda c: _set_then_start(c.watcher("io"), "fd", _closed_fd()), OSError),
+     lambda c: _set_then_start(c.watcher("io"), "fd", closed_fd()), OSError),
     ("io.fd = on an active watcher", lambda c: _set_then_start(c.watcher("io"), None, None)
      .__setattr__("fd", c.fd), ValueError),
     ("io.events = 4", lambda c: setattr(c.watcher("io"), "events", 4), ValueError),

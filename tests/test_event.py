@@ -17,14 +17,6 @@ from evloop.exceptions import BlockingSwitchOutError, LoopExit
 from evloop.timeout import Timeout
 
 
-@pytest.fixture
-def hub():
-    hub = evloop.get_hub()
-    evloop.sleep(0)  # start the hub, settle queued callbacks
-    yield hub
-    evloop.sleep(0)
-
-
 def _kill_all(greenlets):
     evloop.killall([g for g in greenlets if not g.dead])
 

@@ -36,7 +36,7 @@ from evloop.event import AsyncResult, Event
 from evloop.hub import get_hub
 from evloop.lock import Semaphore
 from evloop.queue import Queue
-from test_monkey import ROOT, lines, run_python
+from _helpers import ROOT, lines, run_python
 
 SLACK = 5.0   # "promptly", on a busy 2-core machine
 

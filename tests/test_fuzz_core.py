@@ -29,12 +29,16 @@ import time
 import traceback
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
                                  run_state_machine_as_test)
 
 from evloop import core
+
+# each machine runs for seconds: skipped by -m "not slow" (conftest.py)
+pytestmark = pytest.mark.slow
 
 # -- settings ---------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 from greenlet import GreenletExit, getcurrent
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -845,6 +846,7 @@ class GreenletMachine(RuleBasedStateMachine):
 _RAISED = object()
 
 
+@pytest.mark.slow
 def test_greenlet_api_fuzz(_hang_watchdog, monkeypatch):
     monkeypatch.setattr(GreenletMachine, "arm_watchdog", staticmethod(_hang_watchdog))
     run_state_machine_as_test(GreenletMachine, settings=fuzz_settings(60, 30))

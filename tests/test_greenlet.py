@@ -7,7 +7,6 @@ upper bounds with a >= 10x margin. Every test kills what it started (the ``_no_l
 fixture kills greenlets appended to it and checks that the loop has no more active
 watchers afterwards than before). What could take down the hub runs in a subprocess.
 """
-import io
 import math
 import os
 import socket
@@ -26,6 +25,8 @@ from evloop import (Greenlet, GreenletExit, Timeout, getcurrent, iwait, joinall,
                     sleep, spawn, spawn_later, wait)
 from evloop.exceptions import LoopExit
 from evloop.hub import get_hub
+
+from _helpers import Boom
 
 PKG_PARENT = str(Path(evloop.__file__).resolve().parent.parent)
 LONG = 30.0     # a wait that never ends during a test
@@ -61,22 +62,6 @@ def _no_leftovers():
     sleep(0)
     assert not hub.dead, "the test killed the hub"
     assert hub.loop.activecnt == before, "a watcher was left active"
-
-
-@pytest.fixture
-def errors():
-    """The hub's exception stream, captured (failing greenlets are reported there)."""
-    hub = get_hub()
-    old = hub.exception_stream
-    hub.exception_stream = stream = io.StringIO()
-    try:
-        yield stream
-    finally:
-        hub.exception_stream = old
-
-
-class Boom(Exception):
-    pass
 
 
 def fail(message="boom"):

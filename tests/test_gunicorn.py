@@ -35,8 +35,6 @@ import pytest
 
 pytest.importorskip("gunicorn")
 
-from test_ssl import certs  # noqa: E402,F401 - fixture
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = "evloop.integrations.gunicorn.Worker"
 START = 60.0      # seconds for gunicorn to start and for its events to show in its log
@@ -420,6 +418,7 @@ def test_pipelined_requests(shared):
     assert raw.endswith(b"\r\n\r\n1")
 
 
+@pytest.mark.slow  # waits out the keep-alive timeout
 def test_keep_alive_timeout_closes_idle_connections(start):
     server = start("--keep-alive", "1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=LONG) as sock:
@@ -747,6 +746,7 @@ def test_code_reloader_restarts_the_worker_on_change(start, app_dir):
 # the heartbeat
 # -------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # idles through several heartbeat periods
 def test_an_idle_worker_keeps_its_heartbeat(start):
     server = start("--timeout", "2")
     pid = pid_of(server)

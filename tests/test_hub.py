@@ -83,18 +83,6 @@ def _no_leftovers():
     assert hub.loop.activecnt == before, "a watcher was left active"
 
 
-@pytest.fixture
-def errors():
-    """The hub's exception stream, captured."""
-    hub = get_hub()
-    old = hub.exception_stream
-    hub.exception_stream = stream = io.StringIO()
-    try:
-        yield stream
-    finally:
-        hub.exception_stream = old
-
-
 def in_thread(func, *args):
     """Run ``func(*args)`` in a new OS thread; return its result or raise its exception."""
     box = {}

@@ -45,9 +45,11 @@ PKG_PARENT = str(TESTS.parent)
 # --------------------------------------------------------------------------------------
 
 def run_pytest(tmp_path, body):
-    """Run ``body`` as a test file under a copy of this suite's conftest.py; return the
-    completed process (its output is pytest's, -rA so every outcome is listed)."""
-    (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
+    """Run ``body`` as a test file under a copy of this suite's conftest.py (and the
+    _helpers.py it imports); return the completed process (its output is pytest's, -rA so
+    every outcome is listed)."""
+    for name in ("conftest.py", "_helpers.py"):
+        (tmp_path / name).write_text((TESTS / name).read_text())
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(body))
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nmarkers =\n    allow_leftovers: test\n    leakcheck: test\n")

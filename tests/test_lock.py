@@ -14,14 +14,6 @@ from evloop.lock import BoundedSemaphore, DummySemaphore, Lock, RLock, Semaphore
 from evloop.timeout import Timeout
 
 
-@pytest.fixture
-def hub():
-    hub = evloop.get_hub()
-    evloop.sleep(0)
-    yield hub
-    evloop.sleep(0)
-
-
 # -- Semaphore: basics --------------------------------------------------------------------------
 
 

@@ -6,86 +6,18 @@ only the query functions on an unpatched process run in the pytest process itsel
 
 Timing rules (a busy 2-core machine): lower bounds, or upper bounds with a wide margin.
 """
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from typing import Dict, Optional, Sequence
 
 import pytest
 
 from evloop import monkey
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMEOUT = 60.0
-
-# every child dumps its stacks and exits before the parent's timeout if it hangs
-_PRELUDE = (
-    "import faulthandler, sys; faulthandler.dump_traceback_later(50, exit=True, "
-    "file=sys.__stderr__)\n"
-)
+from _helpers import lines, run_command, run_python
 
 
 # evloop's own code must not emit DeprecationWarning (3.12+: fork() in a process with
 # threads, ...): the patched programs below that fork and use threads run with it an error
 NO_DEPRECATION = ("-W", "error::DeprecationWarning")
-
-
-def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                else "")
-    env.pop("PYTHONWARNINGS", None)
-    env["PYTHONFAULTHANDLER"] = "1"
-    env.update(extra or {})
-    return env
-
-
-def _check(proc: subprocess.CompletedProcess, expect_rc: Optional[int]) -> None:
-    if expect_rc is not None and proc.returncode != expect_rc:
-        pytest.fail(f"exit status {proc.returncode}, expected {expect_rc}\n"
-                    f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
-
-
-def run_python(code: str, *args: str, expect_rc: Optional[int] = 0,
-               python_args: Sequence[str] = (), cwd: Optional[str] = None,
-               env: Optional[Dict[str, str]] = None,
-               timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """Run ``code`` with ``python -c`` in a fresh interpreter; fail the test (with the
-    child's output) on an unexpected exit status or a timeout."""
-    cmd = [sys.executable, *python_args, "-c", _PRELUDE + textwrap.dedent(code), *args]
-    return _run(cmd, expect_rc, cwd, env, timeout)
-
-
-def run_command(args: Sequence[str], expect_rc: Optional[int] = 0, cwd: Optional[str] = None,
-                env: Optional[Dict[str, str]] = None,
-                timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    return _run([sys.executable, *args], expect_rc, cwd, env, timeout)
-
-
-def _run(cmd: Sequence[str], expect_rc: Optional[int], cwd: Optional[str],
-         env: Optional[Dict[str, str]], timeout: float) -> subprocess.CompletedProcess:
-    with subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, cwd=cwd or ROOT, env=_env(env)) as child:
-        try:
-            out, err = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGABRT)     # PYTHONFAULTHANDLER: dump the stacks
-            try:
-                out, err = child.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                out, err = child.communicate()
-            pytest.fail(f"timed out after {timeout}s\n--- stdout ---\n{out}\n"
-                        f"--- stderr ---\n{err}")
-    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
-    _check(proc, expect_rc)
-    return proc
-
-
-def lines(proc: subprocess.CompletedProcess) -> list:
-    return proc.stdout.splitlines()
 
 
 # -------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ SCENARIOS = ["pool", "close_join", "terminate", "raise", "initializer",
              "maxtasksperchild", "big", "ticker", "executor", "process_queue"]
 
 
+@pytest.mark.slow  # 30 programs in fresh interpreters: ~25 s
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_patched(scenario, method):

@@ -7,8 +7,6 @@ lower bounds and generous upper bounds.
 """
 import os
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -18,29 +16,13 @@ import evloop
 import evloop.os as evos
 from evloop.hub import get_hub
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _helpers import run_py as _run_py
 
 
 def run_py(code: str, timeout: float = 60) -> str:
     """Run ``code`` in a new interpreter; it must exit 0 and leave no child unreaped.
     Returns its stdout."""
-    code = textwrap.dedent(code) + NO_CHILDREN_LEFT
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
-                       capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, (f"exit {r.returncode}\n--- stdout\n{r.stdout}\n"
-                               f"--- stderr\n{r.stderr}")
-    return r.stdout
-
-
-#: appended to run_py scripts: every child was reaped
-NO_CHILDREN_LEFT = """
-try:
-    _left = os.waitpid(-1, os.WNOHANG)
-except ChildProcessError:
-    pass
-else:
-    raise AssertionError(f"children left: {_left}")
-"""
+    return _run_py(code, timeout, no_children_left=True)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ every test kills what it started. Failing greenlets are reported by the hub to i
 exception stream, which the ``errors`` fixture captures (so the output stays clean and the
 reports can be checked).
 """
-import io
 import queue
 import time
 
@@ -14,22 +13,12 @@ import pytest
 
 import evloop
 from evloop import Greenlet, GreenletExit, getcurrent, sleep, spawn
-from evloop.hub import get_hub
 from evloop.pool import Group, IMap, IMapUnordered, Pool, PoolFull
+
+from _helpers import Boom
 
 LONG = 30.0     # a sleep that never ends during a test
 SHORT = 0.05    # a timeout that must expire
-
-
-@pytest.fixture
-def errors():
-    hub = get_hub()
-    old = hub.exception_stream
-    hub.exception_stream = stream = io.StringIO()
-    try:
-        yield stream
-    finally:
-        hub.exception_stream = old
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +32,6 @@ def _no_leftovers():
 def track(groups, group):
     groups.append(group)
     return group
-
-
-class Boom(Exception):
-    pass
 
 
 def fail(x=None):

@@ -19,14 +19,6 @@ from evloop.timeout import Timeout
 QUEUE_CLASSES = [SimpleQueue, Queue, LifoQueue, PriorityQueue]
 
 
-@pytest.fixture
-def hub():
-    hub = evloop.get_hub()
-    evloop.sleep(0)
-    yield hub
-    evloop.sleep(0)
-
-
 # -- basics -----------------------------------------------------------------------------------
 
 

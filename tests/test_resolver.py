@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import evloop
-from evloop import sleep, spawn
+from evloop import spawn
 from evloop import resolver as R
 from evloop._config import Config
 from evloop.exceptions import InvalidThreadUseError
@@ -29,6 +29,8 @@ from evloop.hub import get_hub
 from evloop.resolver import (AresResolver, BlockingResolver, Resolver, ThreadResolver,
                              resolver_class)
 from evloop.threadpool import ThreadPool
+
+from _helpers import ticking
 
 PKG_PARENT = str(Path(evloop.__file__).resolve().parent.parent)
 WAIT = 10.0
@@ -80,24 +82,6 @@ class SlowResolver(ThreadResolver):
             time.sleep(self.delay)
             return func(*a)
         return super()._run(slow, *args)
-
-
-def ticking(during):
-    ticks = [0]
-    stop = [False]
-
-    def ticker():
-        while not stop[0]:
-            sleep(0.01)
-            ticks[0] += 1
-
-    g = spawn(ticker)
-    try:
-        result = during()
-    finally:
-        stop[0] = True
-        g.join()
-    return result, ticks[0]
 
 
 QUERIES = [

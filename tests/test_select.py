@@ -1,6 +1,6 @@
 """Tests for evloop.select: select() and poll() that block only the calling greenlet.
 
-Each test closes what it opens and kills what it spawns; an autouse fixture checks that
+Each test closes what it opens and kills what it spawns; no_leaked_watchers checks that
 the hub's loop has no more active watchers after a test than before it.
 """
 import decimal
@@ -23,31 +23,13 @@ from evloop.greenlet import spawn
 from evloop.hub import get_hub, sleep
 from evloop.timeout import Timeout
 
+from _helpers import Ticker, closed_fd
+
+# the hub's loop has no more active watchers after a test than before it
+pytestmark = pytest.mark.usefixtures("no_leaked_watchers")
+
 # timers may fire a hair early relative to time.monotonic (libev rounds its clock)
 EPS = 0.002
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_watchers():
-    loop = get_hub().loop
-    before = loop.activecnt
-    yield
-    assert loop.activecnt == before, "a watcher was left active"
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
-
-
-def closed_fd() -> int:
-    r, w = os.pipe()
-    os.close(r)
-    os.close(w)
-    return r
 
 
 def raised(func, *args):
@@ -56,26 +38,6 @@ def raised(func, *args):
     except Exception as exc:  # noqa: BLE001 - the test compares exceptions
         return type(exc), str(exc)
     return None
-
-
-class Ticker:
-    """A greenlet that counts sleeps of ``interval`` until stopped."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.ticks = 0
-        self.interval = interval
-        self.glet = spawn(self._run)
-
-    def _run(self) -> None:
-        while True:
-            sleep(self.interval)
-            self.ticks += 1
-
-    def __enter__(self) -> "Ticker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.glet.kill()
 
 
 # -- the module -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tests for evloop.selectors: a DefaultSelector whose select() waits through the hub.
 
-Each test closes what it opens and kills what it spawns; an autouse fixture checks that
+Each test closes what it opens and kills what it spawns; no_leaked_watchers checks that
 the hub's loop has no more active watchers after a test than before it.
 """
 import errno
@@ -24,25 +24,14 @@ from evloop.greenlet import spawn
 from evloop.hub import get_hub, sleep
 from evloop.timeout import Timeout
 
+from _helpers import Ticker
+
+# the hub's loop has no more active watchers after a test than before it
+pytestmark = pytest.mark.usefixtures("no_leaked_watchers")
+
 EVENT_READ = stdlib_selectors.EVENT_READ
 EVENT_WRITE = stdlib_selectors.EVENT_WRITE
 EPS = 0.002
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_watchers():
-    loop = get_hub().loop
-    before = loop.activecnt
-    yield
-    assert loop.activecnt == before, "a watcher was left active"
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.fixture
@@ -50,26 +39,6 @@ def sel():
     s = evselectors.DefaultSelector()
     yield s
     s.close()
-
-
-class Ticker:
-    """A greenlet that counts sleeps of ``interval`` until stopped."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.ticks = 0
-        self.interval = interval
-        self.glet = spawn(self._run)
-
-    def _run(self) -> None:
-        while True:
-            sleep(self.interval)
-            self.ticks += 1
-
-    def __enter__(self) -> "Ticker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.glet.kill()
 
 
 def summary(events):

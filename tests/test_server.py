@@ -7,12 +7,11 @@ graceful stop, max_accept, error reporting, TLS, running out of fds (in a subpro
 a lowered RLIMIT_NOFILE), datagrams, and bad arguments. The 1000-connection echo and
 clients after monkey-patching are in test_clients.py.
 
-Each test stops what it starts; an autouse fixture checks that the hub's loop has no more
+Each test stops what it starts; no_leaked_watchers checks that the hub's loop has no more
 active watchers after a test than before it.
 
 Timing rules (a busy 2-core machine): lower bounds, or upper bounds with a wide margin.
 """
-import io
 import os
 import socket as stdlib_socket
 import time
@@ -27,19 +26,14 @@ from evloop.exceptions import GreenletExit
 from evloop.hub import get_hub, sleep
 from evloop.pool import Group, Pool
 from evloop.server import DatagramServer, StreamServer
-from test_monkey import lines, run_python
-from test_ssl import certs, client_context, server_context  # noqa: F401 - fixture
+
+from _helpers import client_context, lines, run_python, server_context
+
+# the hub's loop has no more active watchers after a test than before it
+pytestmark = pytest.mark.usefixtures("no_leaked_watchers")
 
 EPS = 0.005
 SLACK = 5.0
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_watchers():
-    loop = get_hub().loop
-    before = loop.activecnt
-    yield
-    assert loop.activecnt == before, "a watcher was left active"
 
 
 class Servers:
@@ -67,16 +61,6 @@ def cleanup():
     c = Servers()
     yield c
     c.close()
-
-
-@pytest.fixture
-def errors():
-    """The hub's error reports, captured."""
-    hub = get_hub()
-    saved = hub.exception_stream
-    stream = hub.exception_stream = io.StringIO()
-    yield stream
-    hub.exception_stream = saved
 
 
 def echo(sock, address):

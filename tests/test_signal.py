@@ -4,33 +4,15 @@ stdlib's errors, and SIGCHLD's special handling.
 Everything that installs a handler or sends a signal runs in a fresh interpreter
 (``run_py``), which must exit 0 and leave no child unreaped.
 """
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import evloop.signal as esig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-NO_CHILDREN_LEFT = """
-try:
-    _left = os.waitpid(-1, os.WNOHANG)
-except ChildProcessError:
-    pass
-else:
-    raise AssertionError(f"children left: {_left}")
-"""
+from _helpers import run_py as _run_py
 
 
 def run_py(code: str, timeout: float = 60, expect_rc: int = 0) -> str:
-    code = "import os\n" + textwrap.dedent(code) + (NO_CHILDREN_LEFT if expect_rc == 0 else "")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == expect_rc, (f"exit {r.returncode}\n--- stdout\n{r.stdout}\n"
-                                       f"--- stderr\n{r.stderr}")
-    return r.stdout
+    return _run_py(code, timeout, expect_rc, no_children_left=True)
 
 
 def test_reexports_signal_module():

@@ -239,6 +239,7 @@ def _line(proc: subprocess.Popen, what: str) -> str:
     return line.strip()
 
 
+@pytest.mark.slow
 def test_soak_10k_connections_echo_random_payloads():
     # a long local soak outlives conftest's per-test watchdog: give it its own
     faulthandler.dump_traceback_later(SECONDS + 180, exit=True, file=sys.__stderr__)

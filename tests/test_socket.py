@@ -5,7 +5,7 @@ datagrams, ancillary data, accept/connect, dup/detach/close, the module function
 resolution on literals and 'localhost', the re-exported names); real clients after
 monkey-patching and the network fault list live in test_clients.py.
 
-Each test closes what it opens and kills what it spawns; an autouse fixture checks that
+Each test closes what it opens and kills what it spawns; no_leaked_watchers checks that
 the hub's loop has no more active watchers after a test than before it, another restores
 the default timeout.
 
@@ -27,6 +27,9 @@ import evloop
 from evloop import socket as evsocket
 from evloop.hub import get_hub, sleep
 
+# the hub's loop has no more active watchers after a test than before it
+pytestmark = pytest.mark.usefixtures("no_leaked_watchers")
+
 # timers may fire a hair early relative to time.monotonic (libev rounds its clock)
 EPS = 0.005
 # an upper bound for "at once" / "about the timeout" on a busy machine
@@ -34,48 +37,10 @@ SLACK = 5.0
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_watchers():
-    loop = get_hub().loop
-    before = loop.activecnt
-    yield
-    assert loop.activecnt == before, "a watcher was left active"
-
-
-@pytest.fixture(autouse=True)
 def restore_default_timeout():
     saved = stdlib_socket.getdefaulttimeout()
     yield
     stdlib_socket.setdefaulttimeout(saved)
-
-
-class Closer:
-    """Collects sockets, files and greenlets; closes/kills them at the end of a test."""
-
-    def __init__(self):
-        self.items = []
-
-    def __call__(self, *items):
-        self.items.extend(items)
-        return items[0] if len(items) == 1 else items
-
-    def close(self):
-        for item in reversed(self.items):
-            if isinstance(item, evloop.Greenlet):
-                item.kill(block=True, timeout=5)
-            elif isinstance(item, int):
-                try:
-                    os.close(item)
-                except OSError:
-                    pass
-            else:
-                item.close()
-
-
-@pytest.fixture
-def closing():
-    closer = Closer()
-    yield closer
-    closer.close()
 
 
 @pytest.fixture
@@ -102,29 +67,6 @@ def udp(closing):
     a.bind(("127.0.0.1", 0))
     b.bind(("127.0.0.1", 0))
     return a, b
-
-
-class Ticker:
-    """A greenlet counting its wake-ups: proof that the hub keeps running others."""
-
-    def __init__(self, interval=0.001):
-        self.ticks = 0
-        self.glet = evloop.spawn(self._run, interval)
-
-    def _run(self, interval):
-        while True:
-            sleep(interval)
-            self.ticks += 1
-
-    def stop(self):
-        self.glet.kill(block=True, timeout=5)
-
-
-@pytest.fixture
-def ticker():
-    t = Ticker()
-    yield t
-    t.stop()
 
 
 def fill(sock):

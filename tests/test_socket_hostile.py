@@ -44,6 +44,8 @@ import evloop
 from evloop import _stdlib_socket
 from evloop import socket as evsocket
 
+from _helpers import closed_fd
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLACK = 5.0  # "promptly", on a busy 2-core machine
 
@@ -353,6 +355,7 @@ def _compare_method(name, form, states=STATES):
     return compared, worded, mismatches
 
 
+@pytest.mark.slow  # ~100 comparisons, each in fresh interpreters: ~20 s
 @pytest.mark.parametrize("form", ["bound", "class", "method"])
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_methods_fail_as_the_stdlib_fails(name, form):
@@ -528,7 +531,7 @@ _PORTS = COMMON + INTS + [("str-port", lambda: "80"), ("bad-service", lambda: "e
 
 def _function_cases(listener):
     host, port = listener.getsockname()
-    fd_cases = COMMON + INTS + [("closed-fd", lambda: _closed_fd()),
+    fd_cases = COMMON + INTS + [("closed-fd", lambda: closed_fd()),
                                 ("not-a-socket", lambda: sys.__stderr__.fileno())]
     return {
         "socketpair": _fn_cases([lambda: stdsocket.AF_UNIX, lambda: stdsocket.SOCK_STREAM,
@@ -565,13 +568,6 @@ def _function_cases(listener):
         "create_server": _fn_cases([lambda: ("127.0.0.1", 0)],
                                    {0: COMMON + [("short", lambda: ("127.0.0.1",))]}),
     }
-
-
-def _closed_fd():
-    r, w = os.pipe()
-    os.close(r)
-    os.close(w)
-    return r
 
 
 FUNCTIONS = ["socketpair", "fromfd", "create_connection", "getaddrinfo", "gethostbyname",

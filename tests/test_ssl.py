@@ -5,20 +5,16 @@ certificate chain made for the session: a test CA, a server certificate for 'loc
 and 127.0.0.1, and a client certificate. TLS clients after monkey-patching (urllib,
 requests) and the untrusted-certificate fault are in test_clients.py.
 
-Each test closes what it opens and kills what it spawns; an autouse fixture checks that
+Each test closes what it opens and kills what it spawns; no_leaked_watchers checks that
 the hub's loop has no more active watchers after a test than before it.
 
 Timing rules (a busy 2-core machine): lower bounds, or upper bounds with a wide margin.
 """
-import datetime
 import errno
 import hashlib
-import ipaddress
 import os
-import shutil
 import socket as stdlib_socket
 import ssl as stdlib_ssl
-import subprocess
 import time
 
 import pytest
@@ -28,122 +24,19 @@ from evloop import socket as evsocket
 from evloop import ssl as evssl
 from evloop.hub import get_hub, sleep
 
+from _helpers import client_context, server_context
+
+# the hub's loop has no more active watchers after a test than before it
+pytestmark = pytest.mark.usefixtures("no_leaked_watchers")
+
 EPS = 0.005
 SLACK = 5.0
 MiB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_watchers():
-    loop = get_hub().loop
-    before = loop.activecnt
-    yield
-    assert loop.activecnt == before, "a watcher was left active"
-
-
 # -------------------------------------------------------------------------------------
 # certificates (one set per session)
 # -------------------------------------------------------------------------------------
-
-def _make_with_cryptography(directory):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def builder(subject, issuer, key):
-        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(hours=1))
-                .not_valid_after(now + datetime.timedelta(days=2)))
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (builder("evloop test CA", "evloop test CA", ca_key)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-          .sign(ca_key, hashes.SHA256()))
-
-    def leaf(cn, usage, sans):
-        key = ec.generate_private_key(ec.SECP256R1())
-        b = (builder(cn, "evloop test CA", key)
-             .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-             .add_extension(x509.ExtendedKeyUsage([usage]), False)
-             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                 ca_key.public_key()), False))
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), False)
-        return key, b.sign(ca_key, hashes.SHA256())
-
-    server_key, server = leaf("localhost", ExtendedKeyUsageOID.SERVER_AUTH,
-                              [x509.DNSName("localhost"),
-                               x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    client_key, client = leaf("evloop client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-
-    def key_pem(key):
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-
-    pem = serialization.Encoding.PEM
-    files = {"ca": ca.public_bytes(pem), "cert": server.public_bytes(pem),
-             "key": key_pem(server_key), "client_cert": client.public_bytes(pem),
-             "client_key": key_pem(client_key)}
-    for label, data in files.items():
-        (directory / f"{label}.pem").write_bytes(data)
-
-
-def _make_with_openssl(directory):
-    def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=evloop test CA",
-            "-keyout", "ca_key.pem", "-out", "ca.pem")
-    (directory / "server.cnf").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-        "extendedKeyUsage=serverAuth\n")
-    (directory / "client.cnf").write_text(
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    for label, cn in (("", "localhost"), ("client_", "evloop client")):
-        ext = "server.cnf" if not label else "client.cnf"
-        openssl("req", *ec, "-subj", f"/CN={cn}", "-keyout", f"{label}key.pem",
-                "-out", f"{label}req.csr")
-        openssl("x509", "-req", "-in", f"{label}req.csr", "-CA", "ca.pem", "-CAkey",
-                "ca_key.pem", "-CAcreateserial", "-days", "2", "-extfile", ext,
-                "-out", f"{label}cert.pem")
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    """Paths: ca, cert, key (server: localhost, 127.0.0.1), client_cert, client_key."""
-    directory = tmp_path_factory.mktemp("evloop-tls")
-    try:
-        _make_with_cryptography(directory)
-    except ImportError:
-        if shutil.which("openssl") is None:
-            pytest.skip("neither the cryptography package nor the openssl command")
-        _make_with_openssl(directory)
-    return {label: str(directory / f"{label}.pem")
-            for label in ("ca", "cert", "key", "client_cert", "client_key")}
-
-
-def server_context(certs, cls=evssl.SSLContext):
-    ctx = cls(stdlib_ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs["cert"], certs["key"])
-    return ctx
-
-
-def client_context(certs):
-    return evssl.create_default_context(cafile=certs["ca"])
-
 
 # -------------------------------------------------------------------------------------
 # helpers
@@ -154,50 +47,6 @@ def outcome(func, *args, **kwargs):
         return "ok", func(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - the test inspects it
         return "raised", exc
-
-
-class Closer:
-    def __init__(self):
-        self.items = []
-
-    def __call__(self, *items):
-        self.items.extend(items)
-        return items[0] if len(items) == 1 else items
-
-    def close(self):
-        for item in reversed(self.items):
-            if isinstance(item, evloop.Greenlet):
-                item.kill(block=True, timeout=5)
-            elif item is not None:
-                item.close()
-
-
-@pytest.fixture
-def closing():
-    closer = Closer()
-    yield closer
-    closer.close()
-
-
-class Ticker:
-    def __init__(self):
-        self.ticks = 0
-        self.glet = evloop.spawn(self._run)
-
-    def _run(self):
-        while True:
-            sleep(0.001)
-            self.ticks += 1
-
-    def stop(self):
-        self.glet.kill(block=True, timeout=5)
-
-
-@pytest.fixture
-def ticker():
-    t = Ticker()
-    yield t
-    t.stop()
 
 
 def connect_tls(certs, closing, *, server_ctx=None, client_ctx=None,

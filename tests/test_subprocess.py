@@ -12,8 +12,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 import warnings
@@ -26,26 +24,12 @@ import evloop.os as evos
 import evloop.subprocess as esp
 from evloop.hub import get_hub
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-NO_CHILDREN_LEFT = """
-try:
-    _left = os.waitpid(-1, os.WNOHANG)
-except ChildProcessError:
-    pass
-else:
-    raise AssertionError(f"children left: {_left}")
-"""
+from _helpers import run_py as _run_py
 
 
 def run_py(code: str, timeout: float = 60) -> str:
     """Run ``code`` in a new interpreter; it must exit 0 and leave no child unreaped."""
-    code = "import os\n" + textwrap.dedent(code) + NO_CHILDREN_LEFT
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, (f"exit {r.returncode}\n--- stdout\n{r.stdout}\n"
-                               f"--- stderr\n{r.stderr}")
-    return r.stdout
+    return _run_py(code, timeout, no_children_left=True)
 
 
 @pytest.fixture

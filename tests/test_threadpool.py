@@ -25,6 +25,8 @@ from evloop.hub import get_hub
 from evloop import threadpool as tp
 from evloop.threadpool import BrokenThreadPool, ThreadPool, ThreadPoolExecutor
 
+from _helpers import Boom, ticking
+
 PKG_PARENT = str(Path(evloop.__file__).resolve().parent.parent)
 WAIT = 10.0   # the longest any condition may take to become true
 LONG = 60.0   # a blocked task: longer than any wait in a test, so a bug cannot hide
@@ -79,31 +81,8 @@ def keepalive_count():
     return 0 if keep is None else keep.count
 
 
-class Boom(Exception):
-    pass
-
-
 def explode(x=None):
     raise Boom(x)
-
-
-def ticking(during):
-    """Run ``during()`` while a greenlet counts 10 ms sleeps; return (result, ticks)."""
-    ticks = [0]
-    stop = [False]
-
-    def ticker():
-        while not stop[0]:
-            sleep(0.01)
-            ticks[0] += 1
-
-    g = spawn(ticker)
-    try:
-        result = during()
-    finally:
-        stop[0] = True
-        g.join()
-    return result, ticks[0]
 
 
 # -- spawn / apply ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ is left (or ``cancel()``/``close()`` is called) it must never fire into a later,
 wait. Timing rules (a busy 2-core machine): lower bounds, or upper bounds with a >= 10x
 margin; every test leaves the loop with no more active watchers than it found.
 """
-import io
 import math
 import time
 
@@ -16,6 +15,8 @@ import pytest
 import evloop
 from evloop import GreenletExit, Timeout, getcurrent, sleep, spawn, with_timeout
 from evloop.hub import Waiter, get_hub
+
+from _helpers import Boom
 
 LONG = 30.0
 GUARD = 10.0
@@ -31,21 +32,6 @@ def _no_leftovers():
     sleep(0)
     assert not hub.dead, "the test killed the hub"
     assert hub.loop.activecnt == before, "a watcher (a Timeout's timer?) was left active"
-
-
-@pytest.fixture
-def errors():
-    hub = get_hub()
-    old = hub.exception_stream
-    hub.exception_stream = stream = io.StringIO()
-    try:
-        yield stream
-    finally:
-        hub.exception_stream = old
-
-
-class Boom(Exception):
-    pass
 
 
 # --------------------------------------------------------------------------------------
