@@ -50,13 +50,14 @@ class Impl:
 IMPLS = {
     impl.name: impl
     for impl in [
-        Impl("evloop", sys.executable, "evloop.core", "evloop"),
+        # the distribution is "pyevloop"; builds from before the rename are "evloop"
+        Impl("evloop", sys.executable, "evloop.core", "pyevloop|evloop"),
         Impl("gevent", PEERS_PYTHON, "gevent.core", "gevent", {"GEVENT_LOOP": "libev-cext"}),
         Impl("uvloop", PEERS_PYTHON, "uvloop", "uvloop"),
         # the stdlib loop, with evloop's interpreter (which need not have uvloop)
         Impl("asyncio", sys.executable, "asyncio", ""),
         # evloop's asyncio event loop
-        Impl("evloop.aio", sys.executable, "evloop.aio", "evloop"),
+        Impl("evloop.aio", sys.executable, "evloop.aio", "pyevloop|evloop"),
     ]
 }
 # ratio columns: each baseline against the peers it is compared with
@@ -76,7 +77,9 @@ def environ(impl):
 
 def probe(impl):
     """Python and package version of an impl; exits if it cannot be imported."""
-    version = f"md.version({impl.dist!r})" if impl.dist else "'(stdlib)'"
+    # the first of the '|'-separated distribution names that is installed
+    version = (f"next(md.version(d) for d in {impl.dist.split('|')!r} "
+               f"if list(md.distributions(name=d)))" if impl.dist else "'(stdlib)'")
     code = (
         f"import sys, importlib.metadata as md, {impl.module}\n"
         f"print(sys.version.split()[0], {version})"
@@ -88,7 +91,7 @@ def probe(impl):
         proc = subprocess.CompletedProcess([], 1, "", str(exc))
     if proc.returncode:
         hint = ("run benchmarks/setup_peers.sh" if impl.python == PEERS_PYTHON
-                else f"install {impl.dist or impl.module} there")
+                else f"install {impl.dist.split('|')[0] or impl.module} there")
         hint += f", or leave {impl.name} out of --impls"
         detail = (proc.stderr.strip().splitlines() or [proc.stdout.strip()])[-1]
         sys.exit(f"{impl.name}: cannot import {impl.module} with {impl.python}: {detail}\n"
