@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from _helpers import lines, run_command, run_python
+from _helpers import lines, run_python
 
 # The programs below start with this: patch first, then a small threaded HTTP server
 # (http.server's ThreadingHTTPServer: one green thread per request) whose handler sleeps
@@ -675,46 +675,3 @@ def test_bad_host_names():
     """)
     assert out == ["ok"]
 
-
-def test_plain_threaded_urllib_program_under_python_m_evloop_monkey(tmp_path):
-    # A program that knows nothing of evloop: threads and urllib, started with
-    # `python -W error::DeprecationWarning -m evloop.monkey`. Its threads are greenlets, so the
-    # three 0.3 s requests overlap (and the server's handler threads are green too).
-    script = tmp_path / "fetch3.py"
-    script.write_text(textwrap.dedent('''
-        import http.server, threading, time, urllib.request
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                time.sleep(0.3)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        urllib.request.urlopen(url, timeout=10).read()          # warm up
-        bodies = []
-        def fetch():
-            bodies.append(urllib.request.urlopen(url, timeout=10).read())
-        start = time.monotonic()
-        threads = [threading.Thread(target=fetch) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - start
-        import evloop.monkey
-        assert evloop.monkey.is_module_patched("socket"), "not run under evloop.monkey"
-        assert bodies == [b"ok"] * 3, bodies
-        assert 0.25 < elapsed < 0.8, elapsed    # the slowest (0.3 s), not the sum (0.9 s)
-        print("ok", round(elapsed, 2))
-        server.shutdown()
-    '''))
-    proc = run_command(["-W", "error::DeprecationWarning", "-m", "evloop.monkey", str(script)])
-    assert lines(proc)[0].startswith("ok"), proc.stdout
