@@ -22,16 +22,7 @@ LONG = 30.0
 GUARD = 10.0
 
 
-@pytest.fixture(autouse=True)
-def _no_leftovers():
-    hub = get_hub()
-    before = hub.loop.activecnt
-    started = []
-    yield started
-    evloop.killall([g for g in started if not g.dead], timeout=GUARD)
-    sleep(0)
-    assert not hub.dead, "the test killed the hub"
-    assert hub.loop.activecnt == before, "a watcher (a Timeout's timer?) was left active"
+pytestmark = pytest.mark.usefixtures("kill_after")
 
 
 # --------------------------------------------------------------------------------------
