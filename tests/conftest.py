@@ -36,9 +36,9 @@ watch or SIGCHLD handler of evloop.os left), ``hub``, ``errors``, ``pair``, ``cl
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
 
-Slow tests (soak, fuzz, long subprocess batteries, single tests over ~5 s) carry
-``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a quick
-local run (CI runs everything).
+Slow tests (soak, fuzz, leak-check repeats, long subprocess batteries, single tests over
+~5 s) carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a
+quick local run (CI runs everything).
 """
 
 import faulthandler

@@ -177,10 +177,11 @@ def test_event_wakes_waiters_in_order_with_true(impl):
 
     gs = [impl.spawn(waiter, n) for n in range(4)]
     impl.sleep(0)
-    assert woken == []
+    assert woken == [] and e.linkcount() == 4
     e.set()
     run_all(impl, *gs)
     assert woken == [(0, True), (1, True), (2, True), (3, True)]
+    assert e.linkcount() == 0
 
 
 def test_event_waiter_woken_by_set_returns_true_after_clear(impl):
@@ -192,6 +193,7 @@ def test_event_waiter_woken_by_set_returns_true_after_clear(impl):
     e.clear()
     run_all(impl, g)
     assert g.value is True
+    assert not e.is_set()
 
 
 def test_event_wait_timeout_from_greenlets(impl):
@@ -875,6 +877,7 @@ def test_semaphore_wait_returns_counter(impl):
     s.release()
     run_all(impl, g)
     assert g.value == 1 and s.counter == 1  # wait() takes no permit
+    assert s.wait() == 1
 
 
 def test_waiting_in_the_hub_raises_blockingswitchouterror(impl):
@@ -1237,7 +1240,7 @@ def test_timeout_start_new(impl):
     assert isinstance(t, impl.Timeout) and t.pending
     with pytest.raises(impl.Timeout) as info:
         impl.sleep(LONG)
-    assert info.value is t
+    assert info.value is t and not t.pending
     t2 = impl.Timeout.start_new(LONG, Boom)
     t2.cancel()
     assert not t2.pending
@@ -1303,7 +1306,9 @@ def test_timeout_restarted_after_it_fired(impl):
 def test_timeout_str(impl):
     assert str(impl.Timeout(1)) == "1 second"
     assert str(impl.Timeout(2)) == "2 seconds"
+    assert str(impl.Timeout(0.5)) == "0.5 seconds"
     assert str(impl.Timeout(None)) == ""
+    assert str(impl.Timeout()) == ""
     assert str(impl.Timeout(1, False)) == "1 second (silent)"
     assert str(impl.Timeout(1, "custom")) == "1 second: custom"
 
