@@ -73,6 +73,8 @@ Empty = _stdlib_queue.Empty
 #: Raised by ``put`` when no slot frees up (non-blocking, or timed out).
 Full = _stdlib_queue.Full
 
+# queue.ShutDown is new in 3.13 (present on 3.13.0, 3.14.10, 3.15.2; absent on 3.10.13,
+# 3.11.7, 3.12.1): a patched queue.Queue must raise the class the stdlib's code catches
 if sys.version_info >= (3, 13):
     #: Raised by ``put``/``get`` on a queue that was shut down (3.13+: the stdlib's).
     ShutDown = _stdlib_queue.ShutDown
