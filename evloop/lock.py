@@ -4,7 +4,8 @@ Why it exists: greenlets sharing a limited resource (a connection, a slot in a p
 turns through these. A greenlet that cannot acquire blocks through a ``Waiter`` (the hub's
 one way to block) and is woken from the hub, strictly in the order the greenlets started
 waiting: a blocking ``acquire()`` never overtakes greenlets already waiting, even when a
-permit is free at that moment (non-blocking acquires may take a free permit).
+permit is free at that moment (non-blocking acquires may take a free permit). gevent's
+blocking ``acquire()`` takes a free permit, overtaking the greenlets that wait.
 
 What it must not do: lose or duplicate a permit. A woken greenlet takes its permit itself,
 in the same step in which the hub resumes it, so there is no moment at which a permit

@@ -25,13 +25,28 @@ Semantics chosen where gevent's differ or are unclear:
 * ``Queue`` is joinable (``task_done``, ``join``, ``unfinished_tasks``), as in gevent 25.4+
   and the standard library; ``JoinableQueue`` is the same class. ``SimpleQueue`` is the
   plain one. ``LifoQueue`` and ``PriorityQueue`` are joinable.
+* Order: a blocking ``get``/``put``/``peek`` that finds an item (a free slot) while
+  other greenlets wait for one gets in line behind them; gevent's takes what is there,
+  overtaking the waiting greenlets. Non-blocking calls take what is there in both.
 * Timeouts: None waits forever; a negative timeout on a blocking call raises ValueError
-  (as ``queue.Queue`` and gevent do); NaN ValueError; non-numbers TypeError. A timeout
-  of 0 does not wait. ``block=False`` ignores ``timeout``.
+  (as ``queue.Queue`` does; gevent does too, except for a ``put`` on a full queue, where
+  it raises Full); NaN ValueError; non-numbers TypeError. A timeout of 0 does not wait.
+  ``block=False`` ignores ``timeout``.
+* Raising ``maxsize`` lets waiting putters in at once (gevent's wait for the next
+  ``get``).
 * Iteration (``for item in q``) blocks for each next item and ends when it gets the
   ``StopIteration`` class (gevent's sentinel) or a ``StopIteration`` instance.
 * Called from the hub itself (a loop callback), a ``get``/``put`` that would block first
   serves the waiting greenlets, then raises Empty/Full instead of blocking (gevent).
+* ``Empty`` and ``Full`` are the standard library's ``queue.Empty`` and ``queue.Full``
+  (as in gevent), so ``except evloop.queue.Empty`` also catches a ``multiprocessing`` or
+  ``queue.Queue`` timeout. ``ShutDown`` is ``queue.ShutDown`` on Python 3.13+ and
+  evloop's own ``Exception`` subclass before (gevent does the same).
+* ``Queue.shutdown(immediate=False)`` is Python 3.13's (and gevent's since 24.10): after
+  it ``put`` raises ShutDown; ``get`` takes what is left, then raises ShutDown instead of
+  waiting; greenlets blocked in ``put``/``get``/``peek`` get ShutDown thrown in (from the
+  hub). ``immediate=True`` first drops the items, each counting as a ``task_done()``.
+  ``SimpleQueue`` and ``Channel`` have no ``shutdown`` (neither have gevent's).
 * A queue serves the greenlets of one hub. ``put`` on an unbounded queue may also be
   called from another thread (the hub's loop is woken); nothing else is thread-safe.
 """
@@ -39,8 +54,7 @@ import operator
 import sys
 from collections import deque
 from heapq import heapify, heappop, heappush
-from queue import Empty as _StdEmpty
-from queue import Full as _StdFull
+import queue as _stdlib_queue
 from types import GenericAlias
 from typing import Any, Iterable, Iterator, Optional
 
@@ -52,15 +66,22 @@ from evloop.exceptions import BlockingSwitchOutError, InvalidSwitchError, LoopEx
 from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 
 __all__ = ["Queue", "SimpleQueue", "LifoQueue", "PriorityQueue", "JoinableQueue",
-           "Channel", "Empty", "Full"]
+           "Channel", "Empty", "Full", "ShutDown"]
 
+#: Raised by ``get``/``peek`` when no item arrives (non-blocking, or timed out).
+Empty = _stdlib_queue.Empty
+#: Raised by ``put`` when no slot frees up (non-blocking, or timed out).
+Full = _stdlib_queue.Full
 
-class Empty(_StdEmpty):
-    """Raised by ``get``/``peek`` when no item arrives (non-blocking, or timed out)."""
-
-
-class Full(_StdFull):
-    """Raised by ``put`` when no slot frees up (non-blocking, or timed out)."""
+# queue.ShutDown is new in 3.13 (present on 3.13.0, 3.14.10, 3.15.2; absent on 3.10.13,
+# 3.11.7, 3.12.1): a patched queue.Queue must raise the class the stdlib's code catches
+if sys.version_info >= (3, 13):
+    #: Raised by ``put``/``get`` on a queue that was shut down (3.13+: the stdlib's).
+    ShutDown = _stdlib_queue.ShutDown
+else:
+    class ShutDown(Exception):
+        """Raised by ``put``/``get`` on a queue that was shut down (``queue.ShutDown``
+        from Python 3.13 on)."""
 
 
 def _check_maxsize(maxsize: Any) -> int:
@@ -106,7 +127,7 @@ class SimpleQueue:
     """
 
     __slots__ = ("_maxsize", "queue", "getters", "putters", "_hub", "_schedule",
-                 "_notifier", "__weakref__")
+                 "_notifier", "is_shutdown", "__weakref__")
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -118,6 +139,7 @@ class SimpleQueue:
         self._hub: Any = None
         self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
         self._notifier: Any = None      # True while an _unlock callback is queued
+        self.is_shutdown = False        # Queue.shutdown() was called
 
     # -- storage (override in subclasses) ---------------------------------------------------
 
@@ -217,6 +239,8 @@ class SimpleQueue:
 
     def _put_slow(self, item: Any, block: bool, timeout: Any) -> None:
         """put() when it may have to wait."""
+        if self.is_shutdown:
+            raise ShutDown
         if not block:
             raise Full
         seconds = None
@@ -311,7 +335,8 @@ class SimpleQueue:
                      timeout: Optional[float] = None) -> None:
         """put() for subclasses with their own _put."""
         maxsize = self._maxsize
-        if (not maxsize or len(self.queue) < maxsize) and (not block or not self.putters):
+        if ((not maxsize or len(self.queue) < maxsize) and (not block or not self.putters)
+                and not self.is_shutdown):
             if timeout is not None and block and timeout < 0:
                 raise ValueError("'timeout' must be a non-negative number")
             self._put(item)
@@ -367,6 +392,10 @@ class SimpleQueue:
 
     def _get_slow(self, peek: bool, block: bool, timeout: Any) -> Any:
         """get() (``peek`` False) or peek() when it may have to wait."""
+        if self.is_shutdown:
+            if self.queue:
+                return self._take(peek)  # nobody waits in line once it is shut down
+            raise ShutDown
         if not block:
             raise Empty
         seconds = None
@@ -544,7 +573,8 @@ class Queue(SimpleQueue):
         or on timeout)."""
         maxsize = self._maxsize
         queue = self.queue
-        if (not maxsize or len(queue) < maxsize) and (not block or not self.putters):
+        if ((not maxsize or len(queue) < maxsize) and (not block or not self.putters)
+                and not self.is_shutdown):
             if timeout is not None and block and timeout < 0:
                 raise ValueError("'timeout' must be a non-negative number")
             queue.append(item)
@@ -558,7 +588,7 @@ class Queue(SimpleQueue):
         """``put(item, block=False)``."""
         maxsize = self._maxsize
         queue = self.queue
-        if not maxsize or len(queue) < maxsize:
+        if (not maxsize or len(queue) < maxsize) and not self.is_shutdown:
             queue.append(item)
             self.unfinished_tasks += 1
             if self.getters and self._notifier is None:
@@ -586,6 +616,23 @@ class Queue(SimpleQueue):
         elif event.is_set():
             event.clear()  # set when the count last reached 0; it has grown since
         return event.wait(timeout)
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down: from now on ``put`` raises ShutDown, and ``get`` raises
+        it once the queue is empty (with ``immediate``, at once: the items are dropped,
+        each counting as ``task_done()``). Greenlets blocked in ``put``, ``get`` or
+        ``peek`` get ShutDown thrown in, from the hub."""
+        self.is_shutdown = True
+        if immediate:
+            while self.queue:
+                self._get()
+                self.task_done()
+        waiters = list(self.getters) + list(self.putters)
+        self.getters.clear()
+        self.putters.clear()
+        for waiter in waiters:
+            # queued by _bind when it started waiting: this hub's loop, from any thread
+            self._schedule(waiter.throw, ShutDown)
 
     def __repr__(self) -> str:
         base = SimpleQueue.__repr__(self)

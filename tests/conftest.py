@@ -29,28 +29,33 @@ A test whose point is to leave state behind says so: ``@pytest.mark.allow_leftov
 named = all). A test that failed is not checked: its leftovers are not the news.
 
 Shared fixtures (below the leak check): ``no_leaked_watchers`` (a file opts in with
-``pytestmark = pytest.mark.usefixtures("no_leaked_watchers")``), ``hub``, ``errors``,
-``pair``, ``closing``, ``ticker`` and the session's TLS ``certs``. Plain helpers that
+``pytestmark = pytest.mark.usefixtures("no_leaked_watchers")``), ``kill_after`` (the same
+check, after killing the greenlets the test lists in it), ``no_child_watches`` (no child
+watch or SIGCHLD handler of evloop.os left), ``hub``, ``errors``, ``pair``, ``closing``,
+``ticker`` and the session's TLS ``certs``. Plain helpers that
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
 
-Slow tests (soak, fuzz, long subprocess batteries, single tests over ~5 s) carry
-``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a quick
-local run (CI runs everything).
+Slow tests (soak, fuzz, leak-check repeats, long subprocess batteries, single tests over
+~5 s) carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a
+quick local run (CI runs everything).
 """
 
 import faulthandler
 import gc
 import io
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
 import evloop
 from evloop import core
+from evloop.greenlet import Greenlet
 from evloop.hub import get_hub, get_hub_if_exists
 
 from _helpers import Closer, Ticker, make_certs
@@ -276,6 +281,53 @@ def no_leaked_watchers():
     before = loop.activecnt
     yield
     assert loop.activecnt == before, "a watcher was left active"
+
+
+@pytest.fixture
+def kill_after():
+    """A list: the greenlets the test appends to it are killed after the test (raw
+    greenlets too); then the thread's hub must be the same one, alive, and its loop must
+    have no more active watchers than before the test."""
+    hub = get_hub()
+    before = hub.loop.activecnt
+    started = []
+    yield started
+    evloop.killall([g for g in started if not g.dead], timeout=10.0)
+    for g in started:
+        if not isinstance(g, Greenlet) and not g.dead:
+            evloop.kill(g)
+    evloop.sleep(0)
+    assert get_hub() is hub, "the test replaced the thread's hub"
+    assert not hub.dead, "the test killed the hub"
+    assert hub.loop.activecnt == before, "a watcher was left active"
+
+
+@pytest.fixture
+def no_child_watches():
+    """After the test, evloop.os watches no child and the SIGCHLD handler is gone. A child
+    still watched (a failed test) is killed and reaped first: its referenced watch would
+    keep the hub's loop alive for the tests after it."""
+    import evloop.os as evos  # noqa: PLC0415 - only the files about children load it
+
+    hub = get_hub()
+    evloop.sleep(0)
+    yield
+    evloop.sleep(0)
+    evloop.sleep(0)
+    left = {pid: list(watches) for pid, watches in evos._watches.items()}
+    if left:
+        for pid in left:
+            if pid > 0:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        while evos._watches and time.monotonic() < deadline:
+            evloop.sleep(0.01)
+    assert not left, left
+    assert not hub.loop.sigchld_installed
+    evos._statuses.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ Semantics are gevent's (checked against gevent 26.9 where unclear). Timing rules
 2-core machine): elapsed times are checked against lower bounds, or upper bounds with a
 >= 10x margin. Signals, fork, SystemExit/KeyboardInterrupt raised into the main greenlet,
 destroying the main hub and the blocking monitor run in subprocesses. Every test kills the
-greenlets it started, and the ``_no_leftovers`` fixture checks that the hub's loop has no
+greenlets it started, and the ``kill_after`` fixture checks that the hub's loop has no
 more active watchers after a test than before it.
 """
 import gc
@@ -65,22 +65,7 @@ def run_script(code, env=None, timeout=60, expect_rc=0):
     return proc
 
 
-@pytest.fixture(autouse=True)
-def _no_leftovers():
-    """Greenlets appended to the yielded list are killed after the test; then the loop must
-    have no more active watchers than before the test."""
-    hub = get_hub()
-    before = hub.loop.activecnt
-    started = []
-    yield started
-    evloop.killall([g for g in started if not g.dead], timeout=GUARD)
-    for g in started:
-        if isinstance(g, raw_greenlet) and not isinstance(g, evloop.Greenlet) and not g.dead:
-            evloop.kill(g)
-    evloop.sleep(0)
-    assert get_hub() is hub, "the test replaced the main thread's hub"
-    assert not hub.dead, "the test killed the hub"
-    assert hub.loop.activecnt == before, "a watcher was left active"
+pytestmark = pytest.mark.usefixtures("kill_after")
 
 
 def in_thread(func, *args):
@@ -249,12 +234,12 @@ def test_hub_wait_on_an_io_watcher():
         b.close()
 
 
-def test_hub_wait_stops_the_watcher_when_killed(_no_leftovers):
+def test_hub_wait_stops_the_watcher_when_killed(kill_after):
     hub = get_hub()
     before = hub.loop.activecnt
     timer = hub.loop.timer(LONG)
     g = evloop.spawn(hub.wait, timer)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     assert timer.active
     assert hub.loop.activecnt == before + 1
@@ -346,11 +331,11 @@ def test_destroying_a_running_hub_from_another_thread_changes_nothing():
     assert done.is_set() and box["after"] == 27 and box["destroyed_at_home"]
 
 
-def test_hub_wait_on_a_watcher_someone_else_waits_on(_no_leftovers):
+def test_hub_wait_on_a_watcher_someone_else_waits_on(kill_after):
     hub = get_hub()
     timer = hub.loop.timer(LONG)
     g = evloop.spawn(lambda: hub.wait(timer))
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     with pytest.raises(ConcurrentObjectUseError):
         hub.wait(timer)
@@ -358,14 +343,14 @@ def test_hub_wait_on_a_watcher_someone_else_waits_on(_no_leftovers):
     assert not timer.active
 
 
-def test_setting_the_callback_of_a_watcher_a_greenlet_waits_on(_no_leftovers, errors):
+def test_setting_the_callback_of_a_watcher_a_greenlet_waits_on(kill_after, errors):
     # found by tests/test_fuzz_greenlet.py: the watcher kept its "switch to the Waiter"
     # flag, so the new callback was used as a Waiter (its memory read as one) when the
     # watcher fired. Now the watcher calls the new callback, as start() would make it do.
     hub = get_hub()
     timer = hub.loop.timer(0.001)
     g = evloop.spawn(hub.wait, timer)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     assert timer.active
     called = []
@@ -379,13 +364,13 @@ def test_setting_the_callback_of_a_watcher_a_greenlet_waits_on(_no_leftovers, er
     assert not timer.active
 
 
-def test_repr_of_a_greenlet_waiting_on_a_watcher_it_got_as_argument(_no_leftovers):
+def test_repr_of_a_greenlet_waiting_on_a_watcher_it_got_as_argument(kill_after):
     # the watcher's repr shows its Waiter, whose repr shows the greenlet, whose repr shows
     # its args (the watcher): repr must not recurse forever (gevent's does not)
     hub = get_hub()
     timer = hub.loop.timer(LONG)
     g = evloop.spawn(hub.wait, timer)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     assert "Greenlet" in repr(g)
     assert "timer" in repr(timer)
@@ -462,10 +447,10 @@ def test_waiter_throw_after_get():
         w.get()
 
 
-def test_waiter_get_in_a_greenlet_switched_by_the_hub(_no_leftovers):
+def test_waiter_get_in_a_greenlet_switched_by_the_hub(kill_after):
     w = Waiter()
     g = evloop.spawn(w.get)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     assert w.greenlet is g
     assert not w.ready()
@@ -492,11 +477,11 @@ def test_waiter_get_from_the_hub_raises_blocking_switch_out_error():
     assert isinstance(caught[0], AssertionError)  # as in gevent
 
 
-def test_waiter_second_concurrent_get_raises(_no_leftovers):
+def test_waiter_second_concurrent_get_raises(kill_after):
     w = Waiter()
     g1 = evloop.spawn(w.get)
     g2 = evloop.spawn(w.get)
-    _no_leftovers.extend([g1, g2])
+    kill_after.extend([g1, g2])
     evloop.sleep(0)
     evloop.sleep(0)
     assert g2.dead
@@ -506,10 +491,10 @@ def test_waiter_second_concurrent_get_raises(_no_leftovers):
     assert g1.get(timeout=GUARD) == "first"
 
 
-def test_waiter_switch_from_a_greenlet_other_than_the_hub_is_refused(_no_leftovers):
+def test_waiter_switch_from_a_greenlet_other_than_the_hub_is_refused(kill_after):
     w = Waiter()
     g = evloop.spawn(w.get)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     with pytest.raises(AssertionError):
         w.switch(1)  # from the main greenlet, not the hub
@@ -517,12 +502,12 @@ def test_waiter_switch_from_a_greenlet_other_than_the_hub_is_refused(_no_leftove
     g.kill()
 
 
-def test_waiter_of_a_killed_greenlet_stores_a_later_switch(_no_leftovers):
+def test_waiter_of_a_killed_greenlet_stores_a_later_switch(kill_after):
     # switching a Waiter whose greenlet was killed must not switch into the dead greenlet
     hub = get_hub()
     w = Waiter()
     g = evloop.spawn(w.get)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     g.kill()
     assert g.dead and w.greenlet is None
@@ -558,7 +543,7 @@ def test_waiter_as_a_link_callback():
     assert w.get() == "result"
 
 
-def test_waiter_woken_from_another_thread(_no_leftovers):
+def test_waiter_woken_from_another_thread(kill_after):
     hub = get_hub()
     w = Waiter()
     keepalive = hub.loop.timer(LONG)   # the main loop must not LoopExit while it waits
@@ -578,11 +563,11 @@ def test_waiter_woken_from_another_thread(_no_leftovers):
         keepalive.close()
 
 
-def test_greenlet_waiting_on_a_waiter_woken_from_another_thread(_no_leftovers):
+def test_greenlet_waiting_on_a_waiter_woken_from_another_thread(kill_after):
     hub = get_hub()
     w = Waiter()
     g = evloop.spawn(w.get)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
 
     def other_thread():
@@ -652,10 +637,10 @@ def test_loop_exit_from_an_unreferenced_sleep():
     evloop.sleep(0.001)
 
 
-def test_loop_exit_when_joining_a_greenlet_that_waits_forever(_no_leftovers):
+def test_loop_exit_when_joining_a_greenlet_that_waits_forever(kill_after):
     w = Waiter()
     g = evloop.spawn(w.get)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     with pytest.raises(LoopExit) as info:
         g.join()
     # the join's waiter names the greenlet it waits for
@@ -982,10 +967,10 @@ def test_sigint_while_sleeping_raises_keyboard_interrupt_in_main():
 @pytest.mark.parametrize("call", [
     "sleep", "sleep0", "waiter_get", "hub_wait", "join", "get", "idle", "joinall",
     "with_timeout"])
-def test_blocking_call_from_a_loop_callback_raises(call, _no_leftovers):
+def test_blocking_call_from_a_loop_callback_raises(call, kill_after):
     hub = get_hub()
     g = evloop.spawn(evloop.sleep, LONG)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     calls = {
         "sleep": lambda: evloop.sleep(0.01),
         "sleep0": lambda: evloop.sleep(0),
@@ -1037,9 +1022,9 @@ def test_hub_join_runs_until_nothing_is_left():
     assert done == [1, 2]
 
 
-def test_hub_join_with_timeout(_no_leftovers):
+def test_hub_join_with_timeout(kill_after):
     g = evloop.spawn(evloop.sleep, LONG)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     t0 = time.monotonic()
     assert get_hub().join(timeout=0.05) is False
     assert time.monotonic() - t0 >= 0.04
@@ -1342,9 +1327,9 @@ def test_kill_function_on_a_raw_greenlet():
     assert len(caught) == 1
 
 
-def test_kill_function_on_a_greenlet_does_not_block(_no_leftovers):
+def test_kill_function_on_a_greenlet_does_not_block(kill_after):
     g = evloop.spawn(evloop.sleep, LONG)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     evloop.kill(g)
     assert not g.dead  # kill() does not wait
@@ -1353,9 +1338,9 @@ def test_kill_function_on_a_greenlet_does_not_block(_no_leftovers):
     assert isinstance(g.value, GreenletExit)
 
 
-def test_kill_function_with_an_exception(_no_leftovers, errors):
+def test_kill_function_with_an_exception(kill_after, errors):
     g = evloop.spawn(evloop.sleep, LONG)
-    _no_leftovers.append(g)
+    kill_after.append(g)
     evloop.sleep(0)
     evloop.kill(g, ValueError)
     g.join(GUARD)

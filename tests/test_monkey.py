@@ -706,6 +706,7 @@ def test_main_runs_a_script_patched(script_dir):
     run_command(["-m", "evloop.monkey", str(script_dir / "script.py"), "3"], expect_rc=3)
 
 
+@pytest.mark.slow  # nine interpreters: ~8 s on a busy 2-core machine
 def test_main_options(script_dir):
     script = str(script_dir / "script.py")
     proc = run_command(["-m", "evloop.monkey", "--no-thread", script])

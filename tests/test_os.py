@@ -14,7 +14,6 @@ import pytest
 
 import evloop
 import evloop.os as evos
-from evloop.hub import get_hub
 
 from _helpers import run_py as _run_py
 
@@ -25,16 +24,7 @@ def run_py(code: str, timeout: float = 60) -> str:
     return _run_py(code, timeout, no_children_left=True)
 
 
-@pytest.fixture
-def hub():
-    hub = get_hub()
-    evloop.sleep(0)
-    yield hub
-    evloop.sleep(0)
-    evloop.sleep(0)
-    assert not evos._watches, evos._watches
-    assert not hub.loop.sigchld_installed
-    evos._statuses.clear()
+pytestmark = pytest.mark.usefixtures("no_child_watches")
 
 
 def _ticker(ticks):

@@ -5,8 +5,10 @@ Timing rules (a busy 2-core machine): elapsed times are checked only against low
 every test kills what it started. Failing greenlets are reported by the hub to its
 exception stream, which the ``errors`` fixture captures (so the output stays clean and the
 reports can be checked).
+
+tests/test_gevent_contract.py checks what evloop shares with gevent against both
+libraries; the cases here go further on evloop alone (timings, bad arguments, threads).
 """
-import queue
 import time
 
 import pytest
@@ -519,10 +521,6 @@ def test_pool_unbounded(_no_leftovers):
     assert pool.wait_available() == 1
     pool.kill()
     assert all(g.dead for g in gs)
-
-
-def test_pool_full_is_queue_full():
-    assert issubclass(PoolFull, queue.Full)
 
 
 def test_pool_100_jobs_never_exceed_size(_no_leftovers):

@@ -44,8 +44,9 @@ def restore_default_timeout():
 
 
 @pytest.fixture
-def pair(closing):
-    """A connected AF_UNIX stream pair of evloop sockets."""
+def green_pair(closing):
+    """A connected AF_UNIX stream pair of evloop sockets (conftest's ``pair`` is the
+    stdlib's)."""
     return closing(*evsocket.socketpair())
 
 
@@ -254,14 +255,14 @@ def test_non_blocking_socket_raises_blocking_io_error_at_once(closing, op):
     assert time.monotonic() - start < SLACK
 
 
-def test_non_blocking_makefile_read_returns_none(pair):
-    a, _b = pair
+def test_non_blocking_makefile_read_returns_none(green_pair):
+    a, _b = green_pair
     a.setblocking(False)
     assert a.makefile("rb", buffering=0).read(10) is None  # as the stdlib's SocketIO
 
 
-def test_socket_is_usable_after_a_timeout(pair):
-    a, b = pair
+def test_socket_is_usable_after_a_timeout(green_pair):
+    a, b = green_pair
     a.settimeout(0.05)
     with pytest.raises(stdlib_socket.timeout):
         a.recv(10)
@@ -269,8 +270,8 @@ def test_socket_is_usable_after_a_timeout(pair):
     assert a.recv(10) == b"late"
 
 
-def test_timeout_is_per_operation_and_data_arriving_in_time_wins(pair):
-    a, b = pair
+def test_timeout_is_per_operation_and_data_arriving_in_time_wins(green_pair):
+    a, b = green_pair
     a.settimeout(5.0)
     evloop.spawn_later(0.05, b.sendall, b"soon")
     start = time.monotonic()
@@ -278,8 +279,8 @@ def test_timeout_is_per_operation_and_data_arriving_in_time_wins(pair):
     assert 0.05 - EPS <= time.monotonic() - start < SLACK
 
 
-def test_blocked_recv_lets_other_greenlets_run(pair, ticker):
-    a, b = pair
+def test_blocked_recv_lets_other_greenlets_run(green_pair, ticker):
+    a, b = green_pair
     evloop.spawn_later(0.1, b.sendall, b"x")
     start = time.monotonic()
     assert a.recv(10) == b"x"  # no timeout: waits as long as needed, cooperatively
@@ -353,8 +354,8 @@ def test_makefile_binary_lines_read_and_write(tcp_pair):
         cfile.close()
 
 
-def test_makefile_readline_waits_cooperatively_for_the_rest_of_the_line(pair, ticker):
-    a, b = pair
+def test_makefile_readline_waits_cooperatively_for_the_rest_of_the_line(green_pair, ticker):
+    a, b = green_pair
     rfile = a.makefile("rb")
     try:
         b.sendall(b"hel")
@@ -368,8 +369,8 @@ def test_makefile_readline_waits_cooperatively_for_the_rest_of_the_line(pair, ti
         rfile.close()
 
 
-def test_makefile_text_mode(pair):
-    a, b = pair
+def test_makefile_text_mode(green_pair):
+    a, b = green_pair
     writer = b.makefile("w", encoding="utf-8", newline="")
     reader = a.makefile("r", encoding="utf-8", newline="")
     try:
@@ -385,8 +386,8 @@ def test_makefile_text_mode(pair):
         writer.close()
 
 
-def test_makefile_keeps_the_fd_open_until_the_file_is_closed(pair):
-    a, b = pair
+def test_makefile_keeps_the_fd_open_until_the_file_is_closed(green_pair):
+    a, b = green_pair
     rfile = a.makefile("rb")
     a.close()                      # the file still holds a reference
     assert a.fileno() != -1
@@ -396,8 +397,8 @@ def test_makefile_keeps_the_fd_open_until_the_file_is_closed(pair):
     assert a.fileno() == -1
 
 
-def test_makefile_after_a_timeout_refuses_to_read(pair):
-    a, _b = pair
+def test_makefile_after_a_timeout_refuses_to_read(green_pair):
+    a, _b = green_pair
     a.settimeout(0.05)
     rfile = a.makefile("rb", buffering=0)
     try:
@@ -435,8 +436,8 @@ def test_sendall_4mib_to_a_slow_reader(tcp_pair, ticker):
     assert ticker.ticks > ticks_before
 
 
-def test_sendall_accepts_any_buffer(pair):
-    a, b = pair
+def test_sendall_accepts_any_buffer(green_pair):
+    a, b = green_pair
     a.sendall(memoryview(b"abcdef")[2:])
     a.sendall(bytearray(b"gh"))
     a.sendall(array.array("b", [105, 106]))
@@ -444,8 +445,8 @@ def test_sendall_accepts_any_buffer(pair):
     assert a.sendall(b"") is None
 
 
-def test_send_returns_the_number_of_bytes_sent(pair, closing):
-    a, b = pair
+def test_send_returns_the_number_of_bytes_sent(green_pair, closing):
+    a, b = green_pair
     assert a.send(b"hello") == 5
     assert b.recv(5) == b"hello"
     fill(a)
@@ -530,8 +531,8 @@ def test_sendfile_empty_file_and_bad_arguments(tcp_pair, udp, tmp_path):
         client.sendfile(f)                      # the stdlib refuses non-blocking sockets
 
 
-def test_recv_into_variants(pair):
-    a, b = pair
+def test_recv_into_variants(green_pair):
+    a, b = green_pair
     b.sendall(b"0123456789abcdef")
     buf = bytearray(4)
     assert a.recv_into(buf) == 4 and buf == b"0123"
@@ -554,8 +555,8 @@ def test_recv_into_variants(pair):
         a.recv(-1)
 
 
-def test_recv_into_a_read_only_buffer_raises_type_error(pair):
-    a, b = pair
+def test_recv_into_a_read_only_buffer_raises_type_error(green_pair):
+    a, b = green_pair
     b.sendall(b"data")
     # the stdlib: TypeError("recv_into() argument 'buffer' must be read-write bytes-like
     # object, not bytes")
@@ -569,9 +570,9 @@ def test_recv_into_a_read_only_buffer_raises_type_error(pair):
 
 
 @pytest.mark.parametrize("timeout", [None, 5.0, 0.0])
-def test_zero_length_reads_return_at_once_on_an_empty_socket(pair, timeout):
+def test_zero_length_reads_return_at_once_on_an_empty_socket(green_pair, timeout):
     # CPython answers these without waiting, whatever the timeout
-    a, _b = pair
+    a, _b = green_pair
     a.settimeout(timeout)
     start = time.monotonic()
     assert a.recv(0) == b""
@@ -579,9 +580,9 @@ def test_zero_length_reads_return_at_once_on_an_empty_socket(pair, timeout):
     assert time.monotonic() - start < SLACK
 
 
-def test_a_second_reader_on_the_same_socket_gets_concurrent_object_use_error(pair):
+def test_a_second_reader_on_the_same_socket_gets_concurrent_object_use_error(green_pair):
     from evloop.exceptions import ConcurrentObjectUseError
-    a, b = pair
+    a, b = green_pair
     first = evloop.spawn(outcome, a.recv, 10)
     second = evloop.spawn(outcome, a.recv, 10)
     sleep(0.02)
@@ -592,8 +593,8 @@ def test_a_second_reader_on_the_same_socket_gets_concurrent_object_use_error(pai
     assert first.get(timeout=5) == ("ok", b"for the fi")
 
 
-def test_recv_returns_empty_at_eof(pair):
-    a, b = pair
+def test_recv_returns_empty_at_eof(green_pair):
+    a, b = green_pair
     b.sendall(b"last")
     b.close()
     assert a.recv(10) == b"last"
@@ -642,8 +643,8 @@ def test_udp_connected_send_recv(udp):
     assert a.recv_into(buf) == 4 and buf[:4] == b"pong"
 
 
-def test_recvmsg_sendmsg_pass_a_file_descriptor(pair, closing):
-    a, b = pair
+def test_recvmsg_sendmsg_pass_a_file_descriptor(green_pair, closing):
+    a, b = green_pair
     r, w = os.pipe()
     closing(r, w)
     fd_size = array.array("i").itemsize
@@ -668,8 +669,8 @@ def test_recvmsg_sendmsg_pass_a_file_descriptor(pair, closing):
     assert os.read(received, 100) == b"through the passed fd"
 
 
-def test_recvmsg_into_and_sendmsg_with_several_buffers(pair):
-    a, b = pair
+def test_recvmsg_into_and_sendmsg_with_several_buffers(green_pair):
+    a, b = green_pair
     receiver = evloop.spawn(b.recvmsg_into, [bytearray(3), bytearray(10)])
     sleep(0.01)
     assert not receiver.dead
@@ -750,8 +751,8 @@ def test_shutdown(tcp_pair):
         client.sendall(b"x" * 100000)
 
 
-def test_dup_keeps_the_timeout_and_is_independent(pair):
-    a, b = pair
+def test_dup_keeps_the_timeout_and_is_independent(green_pair):
+    a, b = green_pair
     a.settimeout(0.7)
     d = a.dup()
     try:
@@ -770,8 +771,8 @@ def test_dup_keeps_the_timeout_and_is_independent(pair):
         d.close()
 
 
-def test_detach_returns_the_fd_and_closes_the_object(pair, closing):
-    a, b = pair
+def test_detach_returns_the_fd_and_closes_the_object(green_pair, closing):
+    a, b = green_pair
     a.settimeout(1.0)
     fd = a.detach()
     closing(fd)
@@ -822,8 +823,8 @@ def test_socketpair(closing):
     assert d.recv(10) == b"one" and d.recv(10) == b"two"
 
 
-def test_fromfd_duplicates_the_fd(pair, closing):
-    a, b = pair
+def test_fromfd_duplicates_the_fd(green_pair, closing):
+    a, b = green_pair
     a.settimeout(3.0)
     f = closing(evsocket.fromfd(a.fileno(), stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM))
     assert type(f) is evsocket.socket
@@ -1027,8 +1028,8 @@ def test_cooperative_functions_are_evloop_s_own():
         assert getattr(evsocket, name) is not getattr(stdlib_socket, name), name
 
 
-def test_pickling_a_socket_raises_type_error(pair):
-    a, _b = pair
+def test_pickling_a_socket_raises_type_error(green_pair):
+    a, _b = green_pair
     with pytest.raises(TypeError):
         pickle.dumps(a)
     listener = evsocket.socket()
@@ -1043,8 +1044,8 @@ def test_pickling_a_socket_raises_type_error(pair):
 # wait_read / wait_write
 # -------------------------------------------------------------------------------------
 
-def test_wait_read_returns_when_data_arrives(pair, ticker):
-    a, b = pair
+def test_wait_read_returns_when_data_arrives(green_pair, ticker):
+    a, b = green_pair
     evloop.spawn_later(0.05, b.sendall, b"x")
     start = time.monotonic()
     evsocket.wait_read(a.fileno())
@@ -1053,8 +1054,8 @@ def test_wait_read_returns_when_data_arrives(pair, ticker):
     assert ticker.ticks > 0
 
 
-def test_wait_read_and_wait_write_timeouts(pair, closing):
-    a, b = pair
+def test_wait_read_and_wait_write_timeouts(green_pair, closing):
+    a, b = green_pair
     start = time.monotonic()
     with pytest.raises(stdlib_socket.timeout):
         evsocket.wait_read(a.fileno(), timeout=0.1)

@@ -22,7 +22,6 @@ import pytest
 import evloop
 import evloop.os as evos
 import evloop.subprocess as esp
-from evloop.hub import get_hub
 
 from _helpers import run_py as _run_py
 
@@ -32,30 +31,7 @@ def run_py(code: str, timeout: float = 60) -> str:
     return _run_py(code, timeout, no_children_left=True)
 
 
-@pytest.fixture
-def hub():
-    hub = get_hub()
-    evloop.sleep(0)
-    yield hub
-    evloop.sleep(0)
-    evloop.sleep(0)
-    left = {pid: list(watches) for pid, watches in evos._watches.items()}
-    if left:
-        # a failed test must not leave a running child whose referenced watch keeps the
-        # hub's loop alive for the tests after it (hub.join() would never return): kill
-        # and reap it, then fail
-        for pid in left:
-            if pid > 0:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        while evos._watches and time.monotonic() < deadline:
-            evloop.sleep(0.01)
-    assert not left, left
-    assert not hub.loop.sigchld_installed
-    evos._statuses.clear()
+pytestmark = pytest.mark.usefixtures("no_child_watches")
 
 
 class Ticker:
