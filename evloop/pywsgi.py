@@ -312,12 +312,17 @@ class Input:
         req = self._request
         if req.complete:
             return False
-        handler = self._handler
-        if req.expect_continue and self.send_100_continue_enabled:
-            req.expect_continue = False
-            handler.socket.sendall(_CONTINUE_RESPONSE)
-        handler._receive_body(req)
+        self._handler._receive_body(req)
         return True
+
+    def _continue(self) -> None:
+        # the first read: the client waits for 100 Continue before sending the body (as
+        # gevent, sent also when the body came anyway: a client that did not wait ignores
+        # an interim response)
+        req = self._request
+        req.expect_continue = False
+        if self.send_100_continue_enabled and (req.content_length is not None or req.chunked):
+            self._handler.socket.sendall(_CONTINUE_RESPONSE)
 
     def _check(self) -> None:
         req = self._request
@@ -329,23 +334,30 @@ class Input:
 
     def read(self, length: Optional[int] = None) -> bytes:
         req = self._request
+        if req.expect_continue:
+            self._continue()
         body = req.body
+        # a broken or oversized body raises only when the read needs what is missing:
+        # the bytes before the fault are the application's
         if length is None or length < 0:
             while self._more():
-                self._check()
+                pass
             self._check()
             data = bytes(body)
             body.clear()
         else:
             while len(body) < length and self._more():
+                pass
+            if len(body) < length:
                 self._check()
-            self._check()
             data = bytes(body[:length])
             del body[:length]
         self.position += len(data)
         return data
 
     def readline(self, size: Optional[int] = None) -> bytes:
+        if self._request.expect_continue:
+            self._continue()
         body = self._request.body
         start = 0
         while True:
@@ -358,10 +370,9 @@ class Input:
                 break
             start = len(body)
             if not self._more():
+                self._check()
                 end = len(body)
                 break
-            self._check()
-        self._check()
         if size is not None and 0 <= size < end:
             end = size
         data = bytes(body[:end])
@@ -489,6 +500,8 @@ class WSGIHandler:
     _linger = False
 
     ApplicationError = AssertionError
+    #: how log_error reports a failure of its own (gevent's hook; tests replace it)
+    _print_unexpected_exc = staticmethod(traceback.print_exc)
 
     #: socket errors that mean the client went away: not logged
     ignored_socket_errors = (errno.EPIPE, errno.ECONNRESET)
@@ -734,7 +747,8 @@ class WSGIHandler:
             else:
                 key = "HTTP_" + key
                 if key in env:
-                    env[key] += ("; " if key == "HTTP_COOKIE" else ",") + svalue
+                    # as gevent: Cookie (and Cookie2) values are joined with "; "
+                    env[key] += ("; " if "COOKIE" in key else ",") + svalue
                     continue
             env[key] = svalue
         if req.upgrade:
@@ -794,9 +808,10 @@ class WSGIHandler:
         if provided_connection is not None and provided_connection.lower() == "close":
             self.close_connection = True
         if code in (304, 204) and provided_content_length not in (None, "0"):
+            # bytes, as gevent's (an application may send the message as its body)
             raise self.ApplicationError(
                 f"Invalid Content-Length for {code} response: {provided_content_length!r} "
-                "(must be absent or zero)")
+                "(must be absent or zero)".encode("latin-1"))
         return self.write
 
     def finalize_headers(self) -> None:
@@ -1028,6 +1043,7 @@ class WSGIHandler:
             try:
                 message = msg % args
             except Exception:  # noqa: BLE001
+                self._print_unexpected_exc()
                 message = f"{msg!r} {args!r}"
         try:
             message = f"{self.socket}: {message}"
@@ -1036,7 +1052,7 @@ class WSGIHandler:
         try:
             self.server.error_log.write(message + "\n")
         except Exception:  # noqa: BLE001
-            traceback.print_exc()
+            self._print_unexpected_exc()
 
     def log_request(self) -> None:
         log = self.server.log
