@@ -321,7 +321,8 @@ class Input:
         # an interim response)
         req = self._request
         req.expect_continue = False
-        if self.send_100_continue_enabled and (req.content_length is not None or req.chunked):
+        if self.send_100_continue_enabled and not self._handler.headers_sent and \
+                (req.content_length is not None or req.chunked):
             self._handler.socket.sendall(_CONTINUE_RESPONSE)
 
     def _check(self) -> None:
@@ -634,6 +635,7 @@ class WSGIHandler:
         if not queue:
             timeout = self.server.header_timeout
             deadline = time.monotonic() + timeout if timeout is not None else None
+            shortened = False
             while not queue:
                 if proto.parser is None:
                     return None
@@ -655,8 +657,16 @@ class WSGIHandler:
                         if proto.head_size > MAX_HEADER_SIZE:
                             raise _ClientError(431, "request head larger than "
                                                f"{MAX_HEADER_SIZE} bytes")
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise _ClientError(408, "request head not received in time")
+                    if deadline is not None:
+                        # a head split over several reads: the next read may wait only
+                        # for the time left (the socket's timeout is the whole allowance)
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise _ClientError(408, "request head not received in time")
+                        self.socket.settimeout(left)
+                        shortened = True
+            if shortened and proto.parser is not None:
+                self.socket.settimeout(timeout)
         req = queue.pop(0)
         if isinstance(req, BaseException):
             raise req
@@ -715,6 +725,10 @@ class WSGIHandler:
                     message[name.decode("latin-1")] = value.decode("latin-1")
             self._headers_message = message
         return self._headers_message
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self._headers_message = value
 
     def get_environ(self) -> dict:
         """The WSGI environment of the current request: the server's base environ plus

@@ -86,6 +86,10 @@ class Served:
         finally:
             os.close(self._stop_r)
             if self.impl == "gevent":
+                # gevent's handler keeps its socket's makefile() in a reference cycle:
+                # finalize those sockets while their hub and loop still exist
+                import gc
+                gc.collect()
                 api.get_hub().destroy(destroy_loop=True)
 
     def connect(self):
@@ -391,6 +395,25 @@ def test_expect_100_continue_not_sent_when_the_app_does_not_read(serve):
     assert b"Connection: close\r\n" in data
 
 
+def test_no_100_continue_after_the_response_started(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        yield b"first;"
+        yield environ["wsgi.input"].read()
+
+    served = serve("evloop", app)
+    with served.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        data = b""
+        while b"first;" not in data:
+            data += s.recv(65536)
+        s.sendall(b"body")
+        status, _, body, _ = read_response(s, data)
+    assert status == "HTTP/1.1 200 OK"
+    assert body == b"first;body"
+
+
 def test_unread_body_is_discarded_and_the_connection_kept(impl, serve):
     served = serve(impl, hello_app)
     with served.connect() as s:
@@ -496,21 +519,30 @@ def test_body_over_max_body_size_413(serve):
 
 def test_slow_request_head_times_out(serve):
     def configure(server):
-        server.header_timeout = 0.5
+        server.header_timeout = 1.0
 
     served = serve("evloop", hello_app, configure)
     with served.connect() as s:
         start = time.monotonic()
         s.sendall(b"GET / HTTP/1.1\r\n")
         # one byte every 0.1 s: each recv is quick, the whole head is not
-        for _ in range(40):
+        for _ in range(60):
             s.sendall(b"X")
             if select.select([s], [], [], 0.1)[0]:
                 break
         elapsed = time.monotonic() - start
         data = recv_until_closed(s)
     assert data.startswith(b"HTTP/1.1 408 "), data
-    assert 0.4 < elapsed < 3.0, elapsed
+    assert 0.9 < elapsed < 3.0, elapsed
+    with served.connect() as s:  # part of a head, then silence: 408 when the time is up
+        start = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.8)
+        s.sendall(b"Host: h\r\n")
+        data = recv_until_closed(s)
+        elapsed = time.monotonic() - start
+    assert data.startswith(b"HTTP/1.1 408 "), data
+    assert 0.9 < elapsed < 1.6, elapsed  # not 0.8 + a whole 1.0 after the second part
     with served.connect() as s:  # an idle connection is closed without a response
         assert recv_until_closed(s) == b""
     # a request in time is served
