@@ -1243,9 +1243,22 @@ class WSGIServer(StreamServer):
                  environ: Optional[dict] = None, **ssl_args: Any) -> None:
         if "handle" in ssl_args:
             raise TypeError("WSGIServer takes application=, not handle=")
-        for name in ("header_timeout", "max_body_size"):
-            if name in ssl_args:
-                setattr(self, name, ssl_args.pop(name))
+        if "header_timeout" in ssl_args:
+            timeout = ssl_args.pop("header_timeout")
+            if timeout is not None:
+                if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                    raise TypeError(f"header_timeout must be a number or None, not {timeout!r}")
+                if not timeout > 0:
+                    raise ValueError(f"header_timeout must be > 0, not {timeout!r}")
+            self.header_timeout = timeout
+        if "max_body_size" in ssl_args:
+            size = ssl_args.pop("max_body_size")
+            if size is not None:
+                if isinstance(size, bool) or not isinstance(size, int):
+                    raise TypeError(f"max_body_size must be an int or None, not {size!r}")
+                if size < 0:
+                    raise ValueError(f"max_body_size must be >= 0, not {size!r}")
+            self.max_body_size = size
         unknown = set(ssl_args) - _SSL_ARGS
         if unknown:
             # StreamServer would take any keyword as a TLS argument and serve TLS

@@ -281,6 +281,33 @@ def test_pipelined_requests_answered_in_order(impl, serve):
     assert got == [("/1", ""), ("/2", "abc"), ("/3", "xy"), ("/4", "")]
 
 
+def test_requests_split_at_every_size_are_answered_the_same(serve):
+    """The pipelined requests of the test above, sent in pieces of 1, 2, 3, 7 and 50
+    bytes with pauses: the URL, headers, bodies and chunk framing split anywhere."""
+    served = serve("evloop", echo_app)
+    payload = (b"GET /first%20path?q=1 HTTP/1.1\r\nHost: h\r\nX-Long: " + b"v" * 300 +
+               b"\r\n\r\n"
+               b"POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
+               b"POST /3 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    for size in (1, 2, 3, 7, 50):
+        with served.connect() as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(payload), size):
+                s.sendall(payload[i:i + size])
+                if i % (size * 40) == 0:
+                    time.sleep(0.001)
+            rest = b""
+            got = []
+            for _ in range(3):
+                _, _, body, rest = read_response(s, rest)
+                env = json.loads(body)
+                got.append((env["PATH_INFO"], env["QUERY_STRING"], env["body"],
+                            len(env.get("HTTP_X_LONG", ""))))
+        assert got == [("/first path", "q=1", "", 300), ("/2", "", "hello world", 0),
+                       ("/3", "", "hello world", 0)], size
+
+
 def test_http10_closes_by_default(impl, serve):
     served = serve(impl, hello_app)
     with served.connect() as s:
@@ -710,6 +737,27 @@ def test_logging_logger_wrapped(impl, serve):
     assert records and records[0].levelno == logging.INFO
     assert '"GET / HTTP/1.1" 200' in records[0].getMessage()
     assert type(served.server.log).__name__ == "LoggingLogAdapter"
+
+
+def test_bad_server_arguments_raise():
+    from evloop import pywsgi
+
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, max_body=5)
+    with pytest.raises(TypeError, match="application="):
+        pywsgi.WSGIServer(("127.0.0.1", 0), handle=hello_app)
+    with pytest.raises(ValueError, match="header_timeout"):
+        pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, header_timeout=0)
+    with pytest.raises(TypeError, match="header_timeout"):
+        pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, header_timeout="5")
+    with pytest.raises(ValueError, match="max_body_size"):
+        pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, max_body_size=-1)
+    with pytest.raises(TypeError, match="max_body_size"):
+        pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, max_body_size=1.5)
+    server = pywsgi.WSGIServer(("127.0.0.1", 0), hello_app, max_body_size=10,
+                               header_timeout=2.5)
+    assert (server.max_body_size, server.header_timeout) == (10, 2.5)
+    assert pywsgi.WSGIServer.max_body_size is None  # the class default is untouched
 
 
 def test_secure_environ_repr():
