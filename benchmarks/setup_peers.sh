@@ -10,14 +10,15 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv="$here/.peers"
 python=${PYTHON:-python3}
-# gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv
-peers="gevent uvloop gunicorn"
+# gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv;
+# uvicorn, httptools: pywsgi_hello runs uvicorn (uvloop + httptools) as the ASGI peer
+peers="gevent uvloop gunicorn uvicorn httptools"
 
 if [ "${1:-}" = "--force" ]; then
     rm -rf "$venv"
 fi
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn, uvicorn, httptools" 2>/dev/null; then
     echo "peers venv already set up: $venv"
 else
     "$python" -m venv "$venv"
@@ -27,7 +28,7 @@ else
 fi
 
 "$venv/bin/python" - <<'PY'
-import sys, gevent, uvloop, gunicorn
+import sys, gevent, uvloop, gunicorn, uvicorn, httptools
 print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__,
-      "| gunicorn", gunicorn.__version__)
+      "| gunicorn", gunicorn.__version__, "| uvicorn", uvicorn.__version__, "| httptools", httptools.__version__)
 PY

