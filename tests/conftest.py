@@ -30,7 +30,8 @@ named = all). A test that failed is not checked: its leftovers are not the news.
 
 Shared fixtures (below the leak check): ``no_leaked_watchers`` (a file opts in with
 ``pytestmark = pytest.mark.usefixtures("no_leaked_watchers")``), ``hub``, ``errors``,
-``pair``, ``closing``, ``ticker`` and the session's TLS ``certs``. Plain helpers that
+``pair``, ``closing``, ``ticker``, the session's TLS ``certs``, and the session's database
+servers ``postgres_dsn`` and ``redis_url`` (started by tests/_services.py). Plain helpers that
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
 
@@ -53,6 +54,7 @@ import evloop
 from evloop import core
 from evloop.hub import get_hub, get_hub_if_exists
 
+import _services
 from _helpers import Closer, Ticker, make_certs
 
 WATCHDOG_SECONDS = 120
@@ -328,3 +330,16 @@ def ticker():
 def certs(tmp_path_factory):
     """Paths: ca, cert, key (server: localhost, 127.0.0.1), client_cert, client_key."""
     return make_certs(tmp_path_factory.mktemp("evloop-tls"))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn():
+    """A PostgreSQL server for the session (tests/_services.py): the DSN of its empty
+    database. Fails under CI, skips locally, when PostgreSQL is not installed."""
+    yield from _services.postgres()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A redis-server for the session (tests/_services.py): ``redis://127.0.0.1:PORT/0``."""
+    yield from _services.redis()
