@@ -91,7 +91,9 @@ def test_psycopg3_c_wait_blocks_the_thread(postgres_dsn):
         pytest.skip("psycopg runs its pure-Python implementation here: there is no C wait")
     assert figures["wait"] == "wait_c"
     assert figures["elapsed"] >= n * 0.2 * 0.9, figures
-    assert figures["ticks"] <= 2, figures
+    # a running ticker would tick ~100 times a second; blocked, it ticks only between
+    # the queries' greenlet switches (2 here, for 8 or for 50 queries)
+    assert figures["ticks"] < figures["elapsed"] * 10, figures
 
 
 def test_psycopg3_imported_before_patching_is_told_at_patch_time(postgres_dsn):
@@ -303,12 +305,28 @@ print(json.dumps(dict(mode=mode, check=check, got=got, ticks=ticks[0])))
     assert figures["ticks"] >= 10, figures
 
 
-def test_socketio_with_gevent_installed_picks_gevent_and_its_check_says_no(redis_url):
+def test_socketio_with_gevent_installed_needs_threading_mode(redis_url):
     """With gevent installed socketio picks its gevent mode, which runs gevent's hub:
     gevent's truthful answer (socket not patched *for gevent*) makes it fail at once
-    instead of hanging; docs/gevent.md tells to pass async_mode="threading"."""
+    instead of hanging; with async_mode="threading" (docs/gevent.md) it works."""
     figures, _ = run_json(SOCKETIO + """
-print(json.dumps(dict(mode=mode, check=check)))
+try:
+    manager.initialize()
+    started = "started"
+except RuntimeError as ex:
+    started = str(ex)
+# what docs/gevent.md tells: threading mode, whose threads are greenlets after patching
+manager = Recording(url)
+server = socketio.Server(client_manager=manager, async_mode="threading")
+manager.initialize()
+time.sleep(0.3)
+socketio.RedisManager(url, write_only=True).emit("hello", {"n": 2})
+deadline = time.monotonic() + 10
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(json.dumps(dict(mode=mode, check=check, started=started, got=got)))
 """, redis_url)
     assert figures["mode"] == "gevent"
     assert "Redis requires a monkey patched socket library" in figures["check"], figures
+    assert "Redis requires a monkey patched socket library" in figures["started"], figures
+    assert figures["got"] == [["hello", [{"n": 2}]]], figures
