@@ -41,8 +41,9 @@ GEVENT_MONKEY = "gevent.monkey"
 QUERIES = ("is_module_patched", "is_object_patched", "is_anything_patched",
            "get_original", "saved")
 
-# psycopg 3's wait choice (psycopg/waiting.py). Checked on psycopg 3.1.14 (the first
-# release that asks gevent, per psycogreen's README), 3.2.x and 3.3.9: the module global
+# psycopg 3's wait choice (psycopg/waiting.py). Checked in the source of psycopg 3.1.14
+# (the first release that asks gevent, per psycogreen's README), 3.2.0 and 3.2.10, and
+# run with 3.3.9 (the tests): the module global
 # ``wait`` is what ``Connection.wait`` calls (``waiting.wait(...)``, looked up at each
 # call), ``wait_c`` exists when the C extension (psycopg-binary / psycopg-c) is loaded,
 # ``wait_poll`` is the Python wait over ``select.poll()`` (looked up at each call, so the
