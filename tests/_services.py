@@ -112,13 +112,11 @@ def postgres() -> Iterator[str]:
     proc = None
     try:
         with open(os.path.join(directory, "initdb.log"), "w") as out:
-            os.chmod(out.name, 0o666)
             subprocess.run([os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres",
                             "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
                            stdout=out, stderr=subprocess.STDOUT, check=True, cwd=directory,
                            timeout=STARTUP_SECONDS, **user_kwargs)
         with open(log, "w") as out:
-            os.chmod(log, 0o666)
             proc = subprocess.Popen(
                 [os.path.join(bindir, "postgres"), "-D", data, "-p", str(port),
                  "-h", "127.0.0.1", "-k", directory, "-F",
