@@ -567,7 +567,10 @@ def patch_all(socket: bool = True, dns: bool = True, time: bool = True, select: 
               selectors: Optional[bool] = None) -> Optional[bool]:
     """Do all the default patching; the arguments (gevent's, in gevent's order) turn single
     modules off. ``selectors`` defaults to ``select``. Calling it again only adds patches
-    (with a warning if the arguments differ). Returns True if it patched anything."""
+    (with a warning if the arguments differ). Returns True if it patched anything.
+
+    Libraries that ask gevent whether the standard library is cooperative (psycopg 3,
+    python-socketio) then get evloop's answer: ``evloop._library_checks``."""
     import importlib
     settings = dict(socket=socket, dns=dns, time=time, select=select, thread=thread, os=os,
                     ssl=ssl, subprocess=subprocess, sys=sys, aggressive=aggressive,
@@ -639,6 +642,11 @@ def patch_all(socket: bool = True, dns: bool = True, time: bool = True, select: 
     patched = {name: [attr for attr in items if attr not in before.get(name, {})]
                for name, items in saved.items()}
     _check_captured({k: v for k, v in patched.items() if v}, _warnings)
+    # libraries that ask gevent whether the standard library is cooperative (psycopg 3,
+    # python-socketio) get evloop's answer (evloop._library_checks, docs/gevent.md)
+    from evloop import _library_checks
+    _library_checks.answer({name: globals()[name] for name in _library_checks.QUERIES},
+                           select_patched=is_module_patched("select"))
     _process_warnings(_warnings)
     return True
 

@@ -195,6 +195,29 @@ def _run(cmd: Sequence[str], expect_rc: Optional[int], cwd: Optional[str],
     return proc
 
 
+# prepended to a child's code: a finder, first on sys.meta_path, that makes gevent
+# unimportable, as if it were not installed
+NO_GEVENT = """
+import sys
+class _NoGevent:
+    def find_spec(self, name, path=None, target=None):
+        if name == "gevent" or name.startswith("gevent."):
+            raise ImportError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+sys.meta_path.insert(0, _NoGevent())
+"""
+
+
+def run_json(code: str, *args: str, gevent: bool = True,
+             env: Optional[Dict[str, str]] = None, timeout: float = 120):
+    """``run_python`` (with ``NO_GEVENT`` first unless ``gevent``); return the JSON the
+    child printed last, and the completed process."""
+    import json
+    proc = run_python(("" if gevent else NO_GEVENT) + textwrap.dedent(code), *args,
+                      env=env, timeout=timeout)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc
+
+
 def lines(proc: subprocess.CompletedProcess) -> list:
     return proc.stdout.splitlines()
 

@@ -32,7 +32,8 @@ Shared fixtures (below the leak check): ``no_leaked_watchers`` (a file opts in w
 ``pytestmark = pytest.mark.usefixtures("no_leaked_watchers")``), ``kill_after`` (the same
 check, after killing the greenlets the test lists in it), ``no_child_watches`` (no child
 watch or SIGCHLD handler of evloop.os left), ``hub``, ``errors``, ``pair``, ``closing``,
-``ticker`` and the session's TLS ``certs``. Plain helpers that
+``ticker``, the session's TLS ``certs``, and the session's database servers
+``postgres_dsn`` and ``redis_url`` (started by tests/_services.py). Plain helpers that
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
 
@@ -58,6 +59,7 @@ from evloop import core
 from evloop.greenlet import Greenlet
 from evloop.hub import get_hub, get_hub_if_exists
 
+import _services
 from _helpers import Closer, Ticker, make_certs
 
 WATCHDOG_SECONDS = 120
@@ -380,3 +382,16 @@ def ticker():
 def certs(tmp_path_factory):
     """Paths: ca, cert, key (server: localhost, 127.0.0.1), client_cert, client_key."""
     return make_certs(tmp_path_factory.mktemp("evloop-tls"))
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn():
+    """A PostgreSQL server for the session (tests/_services.py): the DSN of its empty
+    database. Fails under CI, skips locally, when PostgreSQL is not installed."""
+    yield from _services.postgres()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A redis-server for the session (tests/_services.py): ``redis://127.0.0.1:PORT/0``."""
+    yield from _services.redis()

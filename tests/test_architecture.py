@@ -39,9 +39,9 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
              "evloop.selectors", "evloop.os", "evloop.signal", "evloop.subprocess",
              "evloop.server", "evloop.threading", "evloop._stdlib_multiprocessing",
              "evloop.aio", "evloop.aio_bridge", "evloop.pywsgi")),
-    ("monkey", ("evloop.monkey",)),
+    ("monkey", ("evloop.monkey", "evloop._library_checks")),
     ("integrations", ("evloop.integrations", "evloop.integrations.gevent",
-                      "evloop.integrations.gunicorn")),
+                      "evloop.integrations.gunicorn", "evloop.integrations.psycopg")),
 )
 
 #: compiled modules (no .py file): the cffi binding and the module its bootstrap creates

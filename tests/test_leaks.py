@@ -49,9 +49,9 @@ PKG_PARENT = str(TESTS.parent)
 
 def run_pytest(tmp_path, body):
     """Run ``body`` as a test file under a copy of this suite's conftest.py (and the
-    _helpers.py it imports); return the completed process (its output is pytest's, -rA so
-    every outcome is listed)."""
-    for name in ("conftest.py", "_helpers.py"):
+    _helpers.py and _services.py it imports); return the completed process (its output is
+    pytest's, -rA so every outcome is listed)."""
+    for name in ("conftest.py", "_helpers.py", "_services.py"):
         (tmp_path / name).write_text((TESTS / name).read_text())
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(body))
     (tmp_path / "pytest.ini").write_text(
