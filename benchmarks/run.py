@@ -8,7 +8,7 @@ subprocess (``workloads/<name>.py <impl>``) in the impl's own interpreter and en
 the workload times its hot part itself and prints ``{"ops": N, "seconds": T}``.
 
     python benchmarks/run.py [--repeat N] [--only NAME,...] [--impls evloop,gevent,...] [--markdown]
-                             [--metric wall|cpu]
+                             [--metric wall|cpu] [--json FILE]
 
 An impl is a name the workloads dispatch on, an interpreter and extra environment: add a
 row to IMPLS (and a branch where ``_common`` imports it) for a new peer.
@@ -167,6 +167,41 @@ def table(workloads, impls, samples, failed):
     return header, rows
 
 
+def write_json(path, workloads, impls, versions, samples, failed, lines, args):
+    """The figures in machine-readable form: per workload, each impl's runs, median and
+    spread (or its error), and the ratios of the table (benchmarks/chart.py draws them)."""
+    pairs = [(base, peer) for base, peers in BASELINES.items() if base in impls
+             for peer in peers if peer in impls]
+    results = {}
+    for workload, supported in workloads.items():
+        cells = {}
+        for name in impls:
+            runs = samples.get((workload, name))
+            if runs:
+                median = statistics.median(runs)
+                cells[name] = {"median": median, "runs": runs,
+                               "spread": max(abs(x - median) for x in runs) / median}
+            elif (workload, name) in failed:
+                cells[name] = {"error": True}
+        ratios = {f"{base}/{peer}": cells[base]["median"] / cells[peer]["median"]
+                  for base, peer in pairs
+                  if "median" in cells.get(base, {}) and "median" in cells.get(peer, {})}
+        results[workload] = {"impls": cells, "ratios": ratios}
+    document = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"{Path(sys.executable).name} {shlex.join(sys.argv)}",
+        "metric": args.metric,
+        "repeat": args.repeat,
+        "context": lines,
+        "versions": {name: {"python": versions[name][0], "version": versions[name][1]}
+                     for name in impls},
+        "workloads": results,
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
+        f.write("\n")
+
+
 def render(header, rows, markdown):
     if markdown:
         lines = [header, ["---"] + ["---:"] * (len(header) - 1)] + rows
@@ -212,6 +247,8 @@ def main():
                              "impls evloop-before and evloop.aio-before, run interleaved with "
                              "the rest, and after/before ratio columns")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the results to FILE (what benchmarks/chart.py reads)")
     parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                         help="ops per wall-clock second (default), or per CPU second of the "
                              "workload process during its timed part: less sensitive to other "
@@ -250,6 +287,8 @@ def main():
     else:
         print("\n".join(lines) + "\n")
     print(render(header, rows, args.markdown))
+    if args.json:
+        write_json(args.json, workloads, impls, versions, samples, failed, lines, args)
     return 1 if failed else 0
 
 

@@ -10,14 +10,16 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv="$here/.peers"
 python=${PYTHON:-python3}
-# gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv
-peers="gevent uvloop gunicorn"
+# gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv;
+# matplotlib: benchmarks/chart.py draws with it (run with this venv's python when the
+# running one has none)
+peers="gevent uvloop gunicorn matplotlib"
 
 if [ "${1:-}" = "--force" ]; then
     rm -rf "$venv"
 fi
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn, matplotlib" 2>/dev/null; then
     echo "peers venv already set up: $venv"
 else
     "$python" -m venv "$venv"
@@ -27,7 +29,7 @@ else
 fi
 
 "$venv/bin/python" - <<'PY'
-import sys, gevent, uvloop, gunicorn
+import sys, gevent, uvloop, gunicorn, matplotlib
 print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__,
-      "| gunicorn", gunicorn.__version__)
+      "| gunicorn", gunicorn.__version__, "| matplotlib", matplotlib.__version__)
 PY

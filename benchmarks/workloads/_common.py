@@ -252,7 +252,7 @@ def loadgen_command(name, *args):
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(BUILD_DIR, exist_ok=True)
         tmp = f"{exe}.{os.getpid()}"
-        subprocess.run(["cc", "-O2", "-o", tmp, src], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", tmp, src, "-lm"], check=True)
         os.replace(tmp, exe)
     return [exe, *map(str, args)]
 
