@@ -2,20 +2,22 @@
 
 Why it exists: a greenlet server's cost at 10,000 or 100,000 mostly idle clients is
 memory, not CPU. This measures, for evloop and gevent (libev-cext), what one more idle
-connection costs: N loopback ``socketpair()``s, one end of each wrapped in the impl's
-cooperative ``socket`` with a greenlet blocked in ``recv(1024)`` on it (the other end kept
-as a bare fd number, the same for both impls), measured after every greenlet has blocked,
-minus the same process before. Each figure comes from a fresh child process:
+connection costs: N TCP connections over 127.0.0.1 from another process (which holds
+them open and idle), each accepted, wrapped in the impl's cooperative ``socket`` and given
+a greenlet blocked in ``recv(1024)`` on it; measured after every greenlet has blocked,
+minus the same process before the first accept. Each figure comes from a fresh child
+process:
 
 * ``RSS``: the growth of ``VmRSS`` (/proc/self/status): everything, C allocations (libev's
   fd table, greenlet stack copies) included, in whole pages;
 * ``traced``: the growth of ``tracemalloc``'s traced memory, in a separate child (tracing
   slows allocation and adds its own memory): what Python's allocators handed out.
 
-    python benchmarks/memory.py [--counts 10000,100000] [--impls evloop,gevent] [--repeat 1]
+    python benchmarks/memory.py [--counts 1000,10000,100000] [--impls evloop,gevent] [--repeat 1]
 
-100,000 connections need 200,000 fds: the child raises RLIMIT_NOFILE to what it needs
-(the hard limit too, which needs root or CAP_SYS_RESOURCE; otherwise it exits saying so).
+N connections need N fds in the measured process and in the client's: each raises its
+RLIMIT_NOFILE to what it needs (above the hard limit only with CAP_SYS_RESOURCE; without
+it, a count above the hard limit exits saying so).
 """
 
 import argparse
@@ -26,6 +28,7 @@ import os
 import platform
 import resource
 import shlex
+import socket as stdlib_socket
 import statistics
 import subprocess
 import sys
@@ -57,19 +60,32 @@ def ensure_fds(needed):
                          f"raised ({exc})")
 
 
+def hold(port, n):
+    """The client side (another process): open ``n`` connections, keep them idle until
+    stdin closes."""
+    ensure_fds(n + 50)
+    conns = [stdlib_socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    print("connected", flush=True)
+    sys.stdin.read()
+    for conn in conns:
+        conn.close()
+
+
 def child(impl, n, method):
     """Measure in this process; print {"bytes_per_conn": ..., ...}."""
-    import socket as stdlib_socket
     import tracemalloc
 
     sys.path.insert(0, str(WORKLOADS))
     from _common import load_greenlet_api
 
-    ensure_fds(2 * n + 100)
+    ensure_fds(n + 50)
     api = load_greenlet_api(impl, ("socket",))
     api.sleep(0)  # the hub and its loop exist before the first measurement
-    # allocated before the first measurement: the lists are not part of a connection
-    peers = [0] * n
+    listener = stdlib_socket.create_server(("127.0.0.1", 0), backlog=4096)
+    holder = subprocess.Popen([sys.executable, __file__, "--hold",
+                               str(listener.getsockname()[1]), str(n)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # allocated before the first measurement: the list is not part of a connection
     greenlets = [None] * n
     gc.collect()
     if method == "traced":
@@ -78,9 +94,8 @@ def child(impl, n, method):
 
     cooperative = api.socket.socket
     for i in range(n):
-        a, b = stdlib_socket.socketpair()
-        peers[i] = b.detach()
-        own = cooperative(fileno=a.detach())
+        conn, _ = listener.accept()  # blocking: the holder connects as fast as it can
+        own = cooperative(fileno=conn.detach())
         greenlets[i] = api.spawn(own.recv, 1024)
     for _ in range(3):
         api.sleep(0)  # every greenlet starts and blocks in recv
@@ -92,9 +107,11 @@ def child(impl, n, method):
     if method == "traced":
         tracemalloc.stop()
 
-    for fd in peers:  # each recv returns b"" and its greenlet ends
-        os.close(fd)
+    if holder.stdout.readline().strip() != "connected":
+        raise SystemExit("the client process failed")
+    holder.stdin.close()  # it closes its ends: each recv returns b"" and its greenlet ends
     api.joinall(greenlets, raise_error=True)
+    holder.wait()
     if any(g.value != b"" for g in greenlets):
         raise SystemExit("a greenlet's recv returned data")
     print(json.dumps({"bytes_per_conn": (after - before) / n, "total": after - before}))
@@ -114,12 +131,16 @@ def measure(impl, n, method):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--counts", default="10000,100000")
+    parser.add_argument("--hold", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--counts", default="1000,10000,100000")
     parser.add_argument("--impls", default=",".join(IMPLS))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
+    if args.hold:
+        hold(*args.hold)
+        return 0
     if args.child:
         impl, n, method = args.child
         child(impl, int(n), method)
@@ -135,12 +156,18 @@ def main():
     if args.repeat < 1 or min(counts) < 1:
         parser.error("--repeat and --counts must be at least 1")
 
-    samples = {}
+    samples, failed = {}, {}
     for r in range(args.repeat):
         for n in counts:
             for method in ("rss", "traced"):
                 for impl in impls:
-                    value = measure(impl, n, method)
+                    try:
+                        value = measure(impl, n, method)
+                    except RuntimeError as exc:  # e.g. more fds than the hard limit
+                        failed[(impl, n, method)] = str(exc).splitlines()[-1]
+                        print(f"{impl} {n} {method}: {failed[(impl, n, method)]}",
+                              file=sys.stderr, flush=True)
+                        continue
                     samples.setdefault((impl, n, method), []).append(value)
                     print(f"[{r + 1}/{args.repeat}] {impl:<7} {n:>7} connections "
                           f"{method:<6} {value:8.0f} bytes each", file=sys.stderr,
@@ -158,11 +185,15 @@ def main():
     rows = []
     for n in counts:
         row = [f"{n:,}"]
-        row += [f"{medians[(impl, n, m)]:,.0f}" for m in ("rss", "traced") for impl in impls]
+        row += [f"{medians[(impl, n, m)]:,.0f}" if (impl, n, m) in medians else "-"
+                for m in ("rss", "traced") for impl in impls]
         if "evloop" in impls and "gevent" in impls:
             row += [f"{medians[('evloop', n, m)] / medians[('gevent', n, m)]:.2f}"
+                    if ("evloop", n, m) in medians and ("gevent", n, m) in medians else "-"
                     for m in ("rss", "traced")]
         rows.append(row)
+    for (impl, n, method), error in failed.items():
+        context.append(f"not measured: {impl} at {n:,} ({method}): {error}")
     prefix = "- " if args.markdown else ""
     print("\n".join(prefix + line for line in context) + "\n")
     if args.markdown:
@@ -179,7 +210,7 @@ def main():
                                            "median": v, "runs": samples[(i, n, m)]}
                                           for (i, n, m), v in medians.items()]}, f, indent=1)
             f.write("\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
