@@ -47,7 +47,7 @@ def draw(document, rows, out):
     labelled = set()
     band = 0.84  # of each workload's row; its bars share it
     size = max(len(ratios) for _, ratios in rows)
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.17 * sum(len(r) + 1.2 for _, r in rows)))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.13 * sum(len(r) + 1.5 for _, r in rows)))
     for row, (_, ratios) in enumerate(rows):
         present = [name for name, _ in SERIES if name in ratios]
         height = band / max(len(present), size * 0.6)
@@ -64,7 +64,7 @@ def draw(document, rows, out):
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([name for name, _ in rows])
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # top to bottom, no margin
     ticks = [0.5, 0.75, 1, 1.5, 2, 3, 4, 6]
     ax.xaxis.tick_top()
     ax.set_xticks(ticks)
@@ -75,13 +75,22 @@ def draw(document, rows, out):
     ax.set_xlim(min(0.5, low * 0.9), max(6.5, high * 1.1))
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    metric = ("ops per CPU second" if document.get("metric") == "cpu"
-              else "ops per wall second")
-    ax.set_title(f"evloop / peer (> 1: evloop faster), median of {document['repeat']} "
-                 f"interleaved runs, {metric}\n{document['date']}; "
+    # the workloads may come from several runs (run.py --json --update): say which
+    runs = sorted({result.get("run", document["date"])
+                   for result in document["workloads"].values()})
+    metrics = {r.get("metric") for r in document.get("runs", {document["date"]: document})
+               .values()}
+    repeats = sorted({r.get("repeat") for r in document.get("runs", {document["date"]:
+                                                                      document}).values()})
+    metric = {frozenset(["cpu"]): "ops per CPU second",
+              frozenset(["wall"]): "ops per wall second"}.get(frozenset(metrics),
+                                                             "see RESULTS.md for each metric")
+    when = runs[0] if len(runs) == 1 else f"runs of {runs[0]} to {runs[-1]}"
+    ax.set_title(f"evloop / peer (> 1: evloop faster), medians of "
+                 f"{'/'.join(map(str, repeats))} interleaved runs, {metric}\n{when}; "
                  + ", ".join(f"{name} {v['version']}" for name, v in
                              document["versions"].items() if name in ("gevent", "uvloop")),
-                 fontsize=9)
+                 fontsize=9, pad=24)
     handles, labels = ax.get_legend_handles_labels()
     order = [labels.index(name) for name, _ in SERIES if name in labels]
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,

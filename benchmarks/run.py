@@ -8,7 +8,7 @@ subprocess (``workloads/<name>.py <impl>``) in the impl's own interpreter and en
 the workload times its hot part itself and prints ``{"ops": N, "seconds": T}``.
 
     python benchmarks/run.py [--repeat N] [--only NAME,...] [--impls evloop,gevent,...] [--markdown]
-                             [--metric wall|cpu] [--json FILE]
+                             [--metric wall|cpu] [--json FILE [--update]]
 
 An impl is a name the workloads dispatch on, an interpreter and extra environment: add a
 row to IMPLS (and a branch where ``_common`` imports it) for a new peer.
@@ -187,7 +187,7 @@ def write_json(path, workloads, impls, versions, samples, failed, lines, args):
                   for base, peer in pairs
                   if "median" in cells.get(base, {}) and "median" in cells.get(peer, {})}
         results[workload] = {"impls": cells, "ratios": ratios}
-    document = {
+    run = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": f"{Path(sys.executable).name} {shlex.join(sys.argv)}",
         "metric": args.metric,
@@ -195,8 +195,20 @@ def write_json(path, workloads, impls, versions, samples, failed, lines, args):
         "context": lines,
         "versions": {name: {"python": versions[name][0], "version": versions[name][1]}
                      for name in impls},
-        "workloads": results,
     }
+    for result in results.values():
+        result["run"] = run["date"]
+    document = {**run, "runs": {run["date"]: run}, "workloads": results}
+    if args.update and os.path.exists(path):
+        # replace the workloads run now, keep the others with the run they came from
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        kept = {name: result for name, result in old["workloads"].items()
+                if name not in results}
+        document["workloads"] = {**kept, **results}
+        used = {result["run"] for result in document["workloads"].values()}
+        runs = {**old.get("runs", {}), run["date"]: run}
+        document["runs"] = {date: r for date, r in runs.items() if date in used}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1)
         f.write("\n")
@@ -249,6 +261,10 @@ def main():
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the results to FILE (what benchmarks/chart.py reads)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --json: replace only the workloads run now in an existing "
+                             "FILE, keeping the others (each workload names the run, with "
+                             "its date and command, that measured it)")
     parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                         help="ops per wall-clock second (default), or per CPU second of the "
                              "workload process during its timed part: less sensitive to other "
@@ -277,6 +293,8 @@ def main():
         parser.error(f"unknown impls {sorted(unknown)}; choose from {list(IMPLS)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.update and not args.json:
+        parser.error("--update needs --json FILE")
 
     versions = {name: probe(IMPLS[name]) for name in impls}
     samples, failed = measure(workloads, impls, args.repeat, args.metric)
