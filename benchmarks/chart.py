@@ -41,6 +41,7 @@ def draw(document, rows, out):
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "evloop"  # the same SVG for the same figures
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: a small, searchable file
     import matplotlib.pyplot as plt
 
     colours = dict(SERIES)
