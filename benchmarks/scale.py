@@ -289,9 +289,10 @@ def main():
             row.append(f"{ma['rate'] / mb['rate']:.2f}" if ma and mb else "-")
         ratio_rows.append(row)
 
-    def render(header, rows):
+    def render(header, rows, text_columns):
         if args.markdown:
-            lines = [header, ["---"] * 3 + ["---:"] * (len(header) - 3)] + rows
+            lines = [header, ["---"] * text_columns + ["---:"] * (len(header) - text_columns)]
+            lines += rows
             return "\n".join("| " + " | ".join(line) + " |" for line in lines)
         widths = [max(len(line[i]) for line in [header] + rows) for i in range(len(header))]
         return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths))
@@ -299,9 +300,9 @@ def main():
 
     prefix = "- " if args.markdown else ""
     print("\n".join(prefix + line for line in context) + "\n")
-    print(render(header, rows) + "\n")
+    print(render(header, rows, 3) + "\n")
     print("round trips/s, ratios of medians (> 1: the first is faster):\n")
-    print(render(ratio_header, ratio_rows))
+    print(render(ratio_header, ratio_rows, 2))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"date": date, "context": context,

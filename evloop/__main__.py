@@ -49,22 +49,31 @@ def evloop_version() -> str:
     return f"{dist} ({where})"
 
 
-def info_lines() -> List[str]:
-    """The report ``python -m evloop`` prints, one line per fact."""
+def info_lines(problems: Optional[List[str]] = None) -> List[str]:
+    """The report ``python -m evloop`` prints, one line per fact; what would stop evloop
+    from working (a backend that cannot be created) is appended to ``problems`` too."""
     from evloop import _config, core
+
+    if problems is None:
+        problems = []
 
     config = _config.get_config()
     lines = ["evloop", f"  version:           {evloop_version()}"]
     runtime, header = core.get_version(), core.get_header_version()
     libev = runtime if runtime == header else f"{runtime} (compiled against {header})"
     lines.append(f"  libev:             {libev}")
-    loop = core.loop(flags=config.backend, default=False)
     try:
-        backend = loop.backend
-    finally:
-        loop.destroy()
-    lines.append(f"  backend in use:    {backend}"
-                 + ("" if config.backend else " (libev's choice)"))
+        loop = core.loop(flags=config.backend, default=False)
+    except ValueError as exc:  # EVLOOP_BACKEND names backends this build lacks
+        problems.append(f"EVLOOP_BACKEND={config.backend}: {exc}")
+        lines.append(f"  backend in use:    none: a hub cannot start ({exc})")
+    else:
+        try:
+            backend = loop.backend
+        finally:
+            loop.destroy()
+        lines.append(f"  backend in use:    {backend}"
+                     + ("" if config.backend else " (libev's choice)"))
     lines.append(f"  backends:          supported {', '.join(core.supported_backends())}; "
                  f"recommended {', '.join(core.recommended_backends())}")
     lines += ["", "Python",
@@ -114,8 +123,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     if args.command == "bench":
         return _bench.main(args, parser=bench)
-    print("\n".join(info_lines()))
-    return 0
+    problems: List[str] = []
+    print("\n".join(info_lines(problems)))
+    for problem in problems:
+        print(f"python -m evloop: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -78,6 +78,16 @@ def test_a_bad_setting_is_reported_not_a_traceback():
     assert "Traceback" not in proc.stderr
 
 
+def test_an_unavailable_backend_is_reported_and_the_report_still_printed():
+    unavailable = next(b for b in ("kqueue", "epoll", "poll", "select")
+                       if b not in core.supported_backends())
+    proc = info(env={"EVLOOP_BACKEND": unavailable}, expect_rc=1)
+    assert field(proc.stdout, "backend in use").startswith("none: a hub cannot start")
+    assert f"EVLOOP_BACKEND={unavailable}:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"^\s+greenlet\s+\S", proc.stdout, re.M)  # the rest of the report
+
+
 def test_bench_quick_prints_a_table_and_writes_json(tmp_path):
     out_file = tmp_path / "bench.json"
     proc = run_command(["-m", "evloop", "bench", "--quick", "--only", "sleep0,tcp_echo",
