@@ -5,7 +5,9 @@ connections and message sizes grow is a curve. This harness runs each server in 
 process on 127.0.0.1 and drives it with the C load generator (``loadgen/echo_client.c``:
 one thread, epoll, non-blocking, closed loop: each connection sends a message and waits
 for all of its echo), and reports round trips/s, MB/s (echoed bytes), p50/p99 round-trip
-latency and the CPU the server and the client used. Runs are interleaved (repeat ->
+latency, the server's CPU time per round trip (sampled over exactly the counted part,
+and much less disturbed by other load on the machine than the rate) and the CPU the
+server and the client used. Runs are interleaved (repeat ->
 point -> server, the server order rotating each repeat); medians of the repeats.
 
     python benchmarks/scale.py [--conns 1,32,1000,10000] [--sizes 1024,65536,1048576]
@@ -152,26 +154,40 @@ def run_point(name, conns, size, warmup, duration):
     """One run: a fresh server, the load generator against it; a dict of figures."""
     server, port = start_server(name)
     try:
-        cmd = loadgen_command("echo_client", "127.0.0.1", port, conns, size, warmup, duration)
+        cmd = loadgen_command("echo_client", "127.0.0.1", port, conns, size, warmup,
+                              duration, "mark")
         server_cpu = cpu_seconds(server.pid)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        client = subprocess.run(cmd, capture_output=True, text=True,
-                                timeout=120 + warmup + duration)
+        client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        # the client says when its counted part begins; it ends when the client exits
+        marked = client.stderr.readline() == "counting\n"
+        counted_cpu = cpu_seconds(server.pid)
+        try:
+            stdout, stderr = client.communicate(timeout=120 + warmup + duration)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.communicate()
+            raise
+        counted_cpu = cpu_seconds(server.pid) - counted_cpu
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client only: the
         server_cpu = cpu_seconds(server.pid) - server_cpu     # server is not reaped yet
     finally:
         server.kill()
         server.wait()
-    if client.returncode:
+    if client.returncode or not marked:
         raise RuntimeError(f"{name}: echo_client failed ({client.returncode}): "
-                           f"{client.stderr.strip()}")
-    result = json.loads(client.stdout.strip().splitlines()[-1])
+                           f"{stderr.strip()}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     return {"rate": result["ops"] / result["seconds"],
             "mbps": result["bytes"] / result["seconds"] / 1e6,
             "p50_us": result["p50_us"], "p99_us": result["p99_us"],
+            # the server's CPU per round trip over the counted part: what a round trip
+            # costs it, much less disturbed by other load than the rate
+            "server_us_per_rt": counted_cpu / max(result["ops"], 1) * 1e6,
             # share of one core over the client's whole run (connects and warm-up too)
             "server_cpu": server_cpu / wall, "client_cpu": client_cpu / wall}
 
@@ -248,8 +264,8 @@ def main():
                 print(f"[{r + 1}/{args.repeat}] {c:>6} conns x {size_name(s):>7} "
                       f"{name:<10} {human(figures['rate']):>8} rt/s "
                       f"{figures['mbps']:8.1f} MB/s p50 {latency(figures['p50_us']):>9} "
-                      f"p99 {latency(figures['p99_us']):>9} server CPU "
-                      f"{figures['server_cpu']:.0%}", file=sys.stderr, flush=True)
+                      f"p99 {latency(figures['p99_us']):>9} server "
+                      f"{figures['server_us_per_rt']:.1f} µs/rt", file=sys.stderr, flush=True)
 
     medians = {key: {field: statistics.median(run[field] for run in runs)
                      for field in runs[0]} for key, runs in samples.items()}
@@ -261,32 +277,40 @@ def main():
         f"{platform.system()} {platform.release()} {platform.machine()}",
         f"medians of {args.repeat} interleaved runs, each {args.warmup} s warm-up + "
         f"{args.duration} s counted; rt/s = round trips (messages echoed) per second; "
-        f"MB/s = echoed bytes; p50/p99 = round-trip latency; CPU = share of one core "
-        f"over the client's run",
+        f"MB/s = echoed bytes; p50/p99 = round-trip latency; server µs/rt = the server "
+        f"process's CPU time (user + system) per round trip over the counted part; CPU = "
+        f"share of one core over the client's whole run",
     ]
     if left_out:
         context.append("left out (connections x size > --max-inflight): "
                        + ", ".join(f"{c} x {size_name(s)}" for c, s in left_out))
     pairs = [(a, b) for a, b in RATIOS if a in servers and b in servers]
-    header = ["conns", "size", "server", "rt/s", "MB/s", "p50", "p99", "server CPU",
-              "client CPU"]
+    header = ["conns", "size", "server", "rt/s", "MB/s", "p50", "p99", "server µs/rt",
+              "server CPU", "client CPU"]
     rows = []
     for c, s in points:
         for name in servers:
             m = medians.get((c, s, name))
             if m is None:
-                rows.append([str(c), size_name(s), name] + ["error"] + [""] * 5)
+                rows.append([str(c), size_name(s), name] + ["error"] + [""] * 6)
                 continue
             rows.append([str(c), size_name(s), name, human(m["rate"]), f"{m['mbps']:.1f}",
                          latency(m["p50_us"]), latency(m["p99_us"]),
+                         f"{m['server_us_per_rt']:.1f}",
                          f"{m['server_cpu']:.0%}", f"{m['client_cpu']:.0%}"])
-    ratio_header = ["conns", "size"] + [f"{a}/{b}" for a, b in pairs]
+    ratio_header = (["conns", "size"] + [f"rt/s {a}/{b}" for a, b in pairs]
+                    + [f"CPU/rt {b}/{a}" for a, b in pairs])
     ratio_rows = []
     for c, s in points:
         row = [str(c), size_name(s)]
-        for a, b in pairs:
-            ma, mb = medians.get((c, s, a)), medians.get((c, s, b))
-            row.append(f"{ma['rate'] / mb['rate']:.2f}" if ma and mb else "-")
+        for field, invert in (("rate", False), ("server_us_per_rt", True)):
+            for a, b in pairs:
+                ma, mb = medians.get((c, s, a)), medians.get((c, s, b))
+                if not (ma and mb and ma[field] and mb[field]):
+                    row.append("-")
+                    continue
+                ratio = mb[field] / ma[field] if invert else ma[field] / mb[field]
+                row.append(f"{ratio:.2f}")
         ratio_rows.append(row)
 
     def render(header, rows, text_columns):
@@ -301,7 +325,8 @@ def main():
     prefix = "- " if args.markdown else ""
     print("\n".join(prefix + line for line in context) + "\n")
     print(render(header, rows, 3) + "\n")
-    print("round trips/s, ratios of medians (> 1: the first is faster):\n")
+    print("ratios of medians, > 1 meaning the first server is better: round trips/s, and "
+          "the server's CPU time per round trip (the second's over the first's):\n")
     print(render(ratio_header, ratio_rows, 2))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -1,7 +1,7 @@
 /* echo_client: a closed-loop TCP echo load generator for benchmarks/workloads/tcp_echo.py
  * and benchmarks/scale.py.
  *
- *   echo_client HOST PORT CONNS MSGSIZE WARMUP_S DURATION_S
+ *   echo_client HOST PORT CONNS MSGSIZE WARMUP_S DURATION_S [mark]
  *
  * Opens CONNS connections; each sends MSGSIZE bytes, waits until all MSGSIZE come back,
  * and sends again. One thread, one epoll set, level-triggered, non-blocking sockets (a
@@ -17,7 +17,10 @@
  * end stamped with the time epoll_wait returned for that batch of events (one clock read
  * per batch, not per message: cheap, and exact to within one batch's processing), in a
  * histogram of 1/16-octave buckets (6% resolution). It raises its RLIMIT_NOFILE soft limit
- * to the hard one (10,000 connections need 10,000 fds). Exit status 1 on any error (a
+ * to the hard one (10,000 connections need 10,000 fds). With the optional argument "mark"
+ * it writes the line "counting" to stderr (flushed) when the counted part begins, so that
+ * a harness can sample the server's CPU time over exactly that part (scale.py); the
+ * counted part ends when the JSON line is printed. Exit status 1 on any error (a
  * connection refused, reset or closed by the server), 2 on bad arguments.
  */
 #define _GNU_SOURCE
@@ -99,10 +102,12 @@ static void pump(int ep, struct conn *c, unsigned idx, const char *msg, size_t m
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s HOST PORT CONNS MSGSIZE WARMUP_S DURATION_S\n", argv[0]);
+    if (argc != 7 && !(argc == 8 && strcmp(argv[7], "mark") == 0)) {
+        fprintf(stderr, "usage: %s HOST PORT CONNS MSGSIZE WARMUP_S DURATION_S [mark]\n",
+                argv[0]);
         return 2;
     }
+    int mark = argc == 8;
     const char *host = argv[1];
     int port = atoi(argv[2]), conns = atoi(argv[3]);
     long msgsize_arg = atol(argv[4]);
@@ -162,6 +167,11 @@ int main(int argc, char **argv) {
         t = now();
         if (!counting && t >= counting_from) {
             counting = 1;
+            if (mark) {
+                fputs("counting\n", stderr);
+                fflush(stderr);
+                t = now();  /* the harness's sample is taken from here */
+            }
             counting_from = t;
             stop = t + duration;
         }
