@@ -242,7 +242,9 @@ def context(args, impls, versions):
         lines.append(f"{name} {version}: Python {python} ({impl.python}{env})")
     if args.metric == "cpu":
         lines.append("metric: ops per CPU second of the workload process during its timed "
-                     "part (time.process_time); tcp_echo and urllib100 per wall second")
+                     "part (time.process_time; tcp_echo: the server's, over the load "
+                     "generator's counted part); gunicorn_keepalive and gunicorn_close per "
+                     "wall second")
     lines.append(f"medians of {args.repeat} interleaved runs; ± is the largest deviation of "
                  f"a run from the median; X/peer > 1 means X is faster")
     return lines
@@ -268,8 +270,9 @@ def main():
     parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                         help="ops per wall-clock second (default), or per CPU second of the "
                              "workload process during its timed part: less sensitive to other "
-                             "processes on a busy machine; workloads timed by a load "
-                             "generator (tcp_echo, urllib100) stay on wall time")
+                             "processes on a busy machine; gunicorn_keepalive and "
+                             "gunicorn_close stay on wall time (their _cpu variants count "
+                             "the worker's CPU)")
     args = parser.parse_args()
     if args.before:
         for name in ("evloop", "evloop.aio"):
