@@ -8,7 +8,7 @@ subprocess (``workloads/<name>.py <impl>``) in the impl's own interpreter and en
 the workload times its hot part itself and prints ``{"ops": N, "seconds": T}``.
 
     python benchmarks/run.py [--repeat N] [--only NAME,...] [--impls evloop,gevent,...] [--markdown]
-                             [--metric wall|cpu]
+                             [--metric wall|cpu] [--json FILE [--update]]
 
 An impl is a name the workloads dispatch on, an interpreter and extra environment: add a
 row to IMPLS (and a branch where ``_common`` imports it) for a new peer.
@@ -167,6 +167,53 @@ def table(workloads, impls, samples, failed):
     return header, rows
 
 
+def write_json(path, workloads, impls, versions, samples, failed, lines, args):
+    """The figures in machine-readable form: per workload, each impl's runs, median and
+    spread (or its error), and the ratios of the table (benchmarks/chart.py draws them)."""
+    pairs = [(base, peer) for base, peers in BASELINES.items() if base in impls
+             for peer in peers if peer in impls]
+    results = {}
+    for workload, supported in workloads.items():
+        cells = {}
+        for name in impls:
+            runs = samples.get((workload, name))
+            if runs:
+                median = statistics.median(runs)
+                cells[name] = {"median": median, "runs": runs,
+                               "spread": max(abs(x - median) for x in runs) / median}
+            elif (workload, name) in failed:
+                cells[name] = {"error": True}
+        ratios = {f"{base}/{peer}": cells[base]["median"] / cells[peer]["median"]
+                  for base, peer in pairs
+                  if "median" in cells.get(base, {}) and "median" in cells.get(peer, {})}
+        results[workload] = {"impls": cells, "ratios": ratios}
+    run = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"{Path(sys.executable).name} {shlex.join(sys.argv)}",
+        "metric": args.metric,
+        "repeat": args.repeat,
+        "context": lines,
+        "versions": {name: {"python": versions[name][0], "version": versions[name][1]}
+                     for name in impls},
+    }
+    for result in results.values():
+        result["run"] = run["date"]
+    document = {**run, "runs": {run["date"]: run}, "workloads": results}
+    if args.update and os.path.exists(path):
+        # replace the workloads run now, keep the others with the run they came from
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        kept = {name: result for name, result in old["workloads"].items()
+                if name not in results}
+        document["workloads"] = {**kept, **results}
+        used = {result["run"] for result in document["workloads"].values()}
+        runs = {**old.get("runs", {}), run["date"]: run}
+        document["runs"] = {date: r for date, r in runs.items() if date in used}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
+        f.write("\n")
+
+
 def render(header, rows, markdown):
     if markdown:
         lines = [header, ["---"] + ["---:"] * (len(header) - 1)] + rows
@@ -195,7 +242,9 @@ def context(args, impls, versions):
         lines.append(f"{name} {version}: Python {python} ({impl.python}{env})")
     if args.metric == "cpu":
         lines.append("metric: ops per CPU second of the workload process during its timed "
-                     "part (time.process_time); tcp_echo and urllib100 per wall second")
+                     "part (time.process_time; tcp_echo: the server's, over the load "
+                     "generator's counted part); gunicorn_keepalive and gunicorn_close per "
+                     "wall second")
     lines.append(f"medians of {args.repeat} interleaved runs; ± is the largest deviation of "
                  f"a run from the median; X/peer > 1 means X is faster")
     return lines
@@ -212,11 +261,18 @@ def main():
                              "impls evloop-before and evloop.aio-before, run interleaved with "
                              "the rest, and after/before ratio columns")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the results to FILE (what benchmarks/chart.py reads)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --json: replace only the workloads run now in an existing "
+                             "FILE, keeping the others (each workload names the run, with "
+                             "its date and command, that measured it)")
     parser.add_argument("--metric", choices=("wall", "cpu"), default="wall",
                         help="ops per wall-clock second (default), or per CPU second of the "
                              "workload process during its timed part: less sensitive to other "
-                             "processes on a busy machine; workloads timed by a load "
-                             "generator (tcp_echo, urllib100) stay on wall time")
+                             "processes on a busy machine; gunicorn_keepalive and "
+                             "gunicorn_close stay on wall time (their _cpu variants count "
+                             "the worker's CPU)")
     args = parser.parse_args()
     if args.before:
         for name in ("evloop", "evloop.aio"):
@@ -240,6 +296,8 @@ def main():
         parser.error(f"unknown impls {sorted(unknown)}; choose from {list(IMPLS)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.update and not args.json:
+        parser.error("--update needs --json FILE")
 
     versions = {name: probe(IMPLS[name]) for name in impls}
     samples, failed = measure(workloads, impls, args.repeat, args.metric)
@@ -250,6 +308,8 @@ def main():
     else:
         print("\n".join(lines) + "\n")
     print(render(header, rows, args.markdown))
+    if args.json:
+        write_json(args.json, workloads, impls, versions, samples, failed, lines, args)
     return 1 if failed else 0
 
 

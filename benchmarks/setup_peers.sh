@@ -12,13 +12,15 @@ venv="$here/.peers"
 python=${PYTHON:-python3}
 # gunicorn: the gunicorn_* workloads run its gevent worker (-k gevent) from this venv;
 # uvicorn, httptools: pywsgi_hello runs uvicorn (uvloop + httptools) as the ASGI peer
-peers="gevent uvloop gunicorn uvicorn httptools"
+# matplotlib: benchmarks/chart.py draws with it (run with this venv's python when the
+# running one has none)
+peers="gevent uvloop gunicorn uvicorn httptools matplotlib"
 
 if [ "${1:-}" = "--force" ]; then
     rm -rf "$venv"
 fi
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn, uvicorn, httptools" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import gevent, uvloop, gunicorn, uvicorn, httptools, matplotlib" 2>/dev/null; then
     echo "peers venv already set up: $venv"
 else
     "$python" -m venv "$venv"
@@ -28,7 +30,8 @@ else
 fi
 
 "$venv/bin/python" - <<'PY'
-import sys, gevent, uvloop, gunicorn, uvicorn, httptools
+import sys, gevent, uvloop, gunicorn, uvicorn, httptools, matplotlib
 print("python", sys.version.split()[0], "| gevent", gevent.__version__, "| uvloop", uvloop.__version__,
-      "| gunicorn", gunicorn.__version__, "| uvicorn", uvicorn.__version__, "| httptools", httptools.__version__)
+      "| gunicorn", gunicorn.__version__, "| uvicorn", uvicorn.__version__, "| httptools", httptools.__version__,
+      "| matplotlib", matplotlib.__version__)
 PY

@@ -27,6 +27,13 @@ RESOLVER_CLASSES = {"thread": "evloop.resolver.ThreadResolver",
                     "block": "evloop.resolver.BlockingResolver"}
 THREADPOOL_CLASS = "evloop.threadpool.ThreadPool"
 _RESOLVERS = tuple(RESOLVER_CLASSES)
+#: every variable read here and the ``Config`` attribute holding its value (for
+#: ``python -m evloop``, which prints each with where it came from)
+VARIABLES = (("EVLOOP_BACKEND", "backend"),
+             ("EVLOOP_MONITOR_THREAD", "monitor_thread"),
+             ("EVLOOP_MAX_BLOCKING_TIME", "max_blocking_time"),
+             ("EVLOOP_THREADPOOL_SIZE", "threadpool_size"),
+             ("EVLOOP_RESOLVER", "resolver"))
 
 
 class Config:

@@ -42,6 +42,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("monkey", ("evloop.monkey", "evloop._library_checks")),
     ("integrations", ("evloop.integrations", "evloop.integrations.gevent",
                       "evloop.integrations.gunicorn", "evloop.integrations.psycopg")),
+    ("command line", ("evloop.__main__", "evloop._bench")),
 )
 
 #: compiled modules (no .py file): the cffi binding and the module its bootstrap creates

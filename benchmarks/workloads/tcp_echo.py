@@ -7,22 +7,28 @@ The server runs in the workload's process: evloop and gevent a ``StreamServer`` 
 handler loops ``recv(65536)`` / ``sendall`` (TCP_NODELAY set on each connection, as asyncio
 and uvloop transports do by default); asyncio and uvloop an ``asyncio.Protocol`` whose
 ``data_received`` calls ``transport.write``. The client counts echoed messages for 2 s after
-a 0.3 s warm-up and reports messages/s, which is the op rate here. Run by hand, the workload
-prints the client's CPU use on stderr: well under 100% means the client is not the limit.
+a 0.3 s warm-up and reports messages/s, which is the op rate here. It also says on stderr
+when its counted part begins (``mark``): the workload samples its own CPU time
+(``time.process_time``, the server's) from then until the client exits, so that
+``run.py --metric cpu`` gives messages per CPU second of the server, which other load on
+the machine disturbs far less than the rate. Run by hand, the workload prints the client's
+CPU use on stderr: well under 100% means the client is not the limit.
 """
 
 import resource
 import subprocess
 import sys
+import time
 
-from _common import HUB_IMPLS, loadgen_command, loadgen_result, run_io
+from _common import HUB_IMPLS, loadgen_command, loadgen_result, measured_cpu, run_io
 
 IMPLS = HUB_IMPLS
 CONNS, MSGSIZE, WARMUP, DURATION = 32, 1024, 0.3, 2.0
 
 
 def start_client(port):
-    cmd = loadgen_command("echo_client", "127.0.0.1", port, CONNS, MSGSIZE, WARMUP, DURATION)
+    cmd = loadgen_command("echo_client", "127.0.0.1", port, CONNS, MSGSIZE, WARMUP, DURATION,
+                          "mark")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, before
@@ -55,9 +61,15 @@ def green(api):
     server.start()
     loadgen_command("echo_client")  # compile now if needed, not while the server waits
     proc, before = start_client(server.server_port)
+    api.socket.wait_read(proc.stderr.fileno())  # "counting": the counted part begins
+    marked = proc.stderr.readline() == "counting\n"
+    cpu = time.process_time()
     api.socket.wait_read(proc.stdout.fileno())  # the client prints once, when done
+    cpu = time.process_time() - cpu
     stdout, stderr = proc.communicate()
     server.stop()
+    if marked:
+        measured_cpu(cpu)
     return client_result(proc, before, stdout, stderr)
 
 
@@ -75,8 +87,13 @@ async def aio(asyncio):
     port = server.sockets[0].getsockname()[1]
     loadgen_command("echo_client")
     proc, before = start_client(port)
+    marked = await loop.run_in_executor(None, proc.stderr.readline) == "counting\n"
+    cpu = time.process_time()  # the executor's thread only waits from here on
     stdout, stderr = await loop.run_in_executor(None, proc.communicate)
+    cpu = time.process_time() - cpu
     server.close()
+    if marked:
+        measured_cpu(cpu)
     return client_result(proc, before, stdout, stderr)
 
 
