@@ -389,8 +389,9 @@ def _gevent_side(item):
         except subprocess.TimeoutExpired as exc:
             output = f"timed out after {_GEVENT_SIDE_TIMEOUT}s\n{exc.stdout or ''}"
         outcomes = {}
-        for match in re.finditer(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)",
-                                 output, re.M):
+        # "OUTCOME node-id" or "OUTCOME node-id - message" (an id may hold spaces)
+        for match in re.finditer(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.+?)"
+                                 r"(?: - .*)?$", output, re.M):
             outcomes.setdefault(match.group(2), match.group(1))
         _gevent_side_results[path] = (outcomes, output)
     return _gevent_side_results[path]
