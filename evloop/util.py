@@ -20,7 +20,7 @@ import pprint
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 from greenlet import getcurrent, greenlet, settrace
 
@@ -29,6 +29,7 @@ from evloop.hub import get_hub
 
 __all__ = ["format_run_info", "print_run_info", "GreenletTree", "wrap_errors",
            "assert_switches"]
+# also here, as in gevent, outside __all__: clear_stack_frames
 
 
 class wrap_errors:
@@ -363,8 +364,9 @@ class _FailedToSwitch(AssertionError):
 class _SwitchTracer:
     """A greenlet trace function (``greenlet.settrace``) that counts switches and, with a
     ``max_blocking_time``, measures the longest stretch without one: between switches into
-    the hub (``hub_only``) or between any two switches. It chains to the trace function
-    it replaced."""
+    the hub (``hub_only``; a block that never switched into the hub counts as blocked, as
+    in gevent) or between any two switches. It chains to the trace function it replaced
+    (``previous_trace_function``, gevent's name)."""
 
     def __init__(self, hub: Any, max_blocking_time: Optional[float], hub_only: bool) -> None:
         self.hub = hub
@@ -372,33 +374,38 @@ class _SwitchTracer:
         self.hub_only = hub_only
         self.switches = 0
         self.active_greenlet: Any = getcurrent()
-        now = time.perf_counter()
-        self.last_mark = now
+        self.last_mark = time.perf_counter()
         self.longest = 0.0
-        self.previous = settrace(self)
+        self.entered_hub = False
+        self.previous_trace_function = settrace(self)
         self._killed = False
 
     def __call__(self, event: str, args: Any) -> None:
         self.switches += 1
         target = args[1] if event in ("switch", "throw") else None
         self.active_greenlet = target
+        if target is self.hub:
+            self.entered_hub = True
         if self.max_blocking_time is not None:
             now = time.perf_counter()
             if not self.hub_only or target is self.hub:
                 self.longest = max(self.longest, now - self.last_mark)
                 self.last_mark = now
-        if self.previous is not None:
-            self.previous(event, args)
+        previous = self.previous_trace_function
+        if previous is not None:
+            previous(event, args)
 
     def kill(self) -> None:
         if not self._killed:
             self._killed = True
-            settrace(self.previous)
-            self.previous = None
+            settrace(self.previous_trace_function)
+            self.previous_trace_function = None
 
     def blocked(self) -> bool:
         if self.max_blocking_time is None:
             return self.switches == 0
+        if self.hub_only and not self.entered_hub:
+            return True
         longest = max(self.longest, time.perf_counter() - self.last_mark)
         return longest > self.max_blocking_time
 
@@ -409,7 +416,8 @@ class assert_switches:
 
     ``max_blocking_time``: the block may run up to that many seconds without switching;
     the error comes when it ran longer. ``hub_only``: with ``max_blocking_time``, count
-    only switches into the hub (a switch to another greenlet does not reset the clock).
+    only switches into the hub (a switch to another greenlet does not reset the clock, and
+    the block must switch into the hub at least once).
 
     Example::
 
@@ -468,3 +476,18 @@ def _blocked_report(hub: Any, active_greenlet: Any) -> List[str]:
     report.append(f"Blocked Stack (for thread id {hub.thread_ident:#x}):")
     report.append("".join(stack))
     return report
+
+
+def clear_stack_frames(frame: Any) -> None:
+    """Clear the local variables of ``frame`` and every frame below it, as far as CPython
+    allows (a running frame cannot be cleared; its locals dict is emptied instead)."""
+    while frame is not None:
+        try:
+            frame.clear()
+        except (RuntimeError, AttributeError):
+            pass
+        try:
+            frame.f_locals.clear()
+        except (AttributeError, TypeError):
+            pass  # 3.13+: f_locals of an optimised frame is a proxy without clear()
+        frame = frame.f_back

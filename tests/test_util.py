@@ -221,6 +221,9 @@ def test_assert_switches_hub_only(api, gutil):
         with gutil.assert_switches(max_blocking_time=0.05, hub_only=True):
             time.sleep(0.2)
     assert "To the hub" in str(info.value)
+    with pytest.raises(AssertionError):
+        with gutil.assert_switches(max_blocking_time=1, hub_only=True):
+            pass  # quick, but it never went to the hub
     with gutil.assert_switches(max_blocking_time=1, hub_only=True):
         api.sleep(0)
 
@@ -245,6 +248,35 @@ def test_assert_switches_restores_the_previous_trace_function():
 def test_assert_switches_rejects_bad_max_blocking_time(bad, exc):
     with pytest.raises(exc):
         util.assert_switches(max_blocking_time=bad)
+
+
+def test_assert_switches_nests(gutil):
+    import greenlet
+    with gutil.assert_switches() as outer:
+        assert greenlet.gettrace() is outer.tracer
+        with gutil.assert_switches() as inner:
+            assert inner.tracer.previous_trace_function is outer.tracer
+            inner.tracer("switch", (None, outer))  # passed down the chain
+            assert outer.tracer.active_greenlet is outer
+            gutil.__name__  # noqa: B018
+            importlib.import_module(gutil.__name__.split(".")[0]).sleep(0)
+        assert greenlet.gettrace() is outer.tracer
+
+
+def test_clear_stack_frames_in_a_thread(gutil):
+    import inspect
+    import threading
+    done = []
+
+    def run():
+        local_value = object()  # noqa: F841 - what is cleared
+        gutil.clear_stack_frames(inspect.currentframe())
+        done.append(1)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(10)
+    assert done == [1]
 
 
 def test_format_run_info_rejects_a_bad_limit():
