@@ -46,6 +46,10 @@ else:
     del _fcntl
 
 
+#: the mode characters io.open accepts on the running CPython ("U" up to 3.10)
+_MODE_CHARS = "axrwb+tU" if sys.version_info < (3, 11) else "axrwb+t"
+
+
 class FileObjectClosed(OSError, ValueError):
     """I/O on a FileObject after close(): gevent raises an OSError (EBADF) there, a
     closed stdlib file ValueError; this is both (as ``io.UnsupportedOperation`` is), so
@@ -95,11 +99,17 @@ class _OpenDescriptor:
         if newline not in (None, "", "\n", "\r", "\r\n"):
             raise ValueError(f"illegal newline value: {newline!r}")
         modes = set(mode)
-        if modes - set("axrwb+t") or len(mode) > len(modes):
+        if modes - set(_MODE_CHARS) or len(mode) > len(modes):
             raise ValueError(f"invalid mode: {mode!r}")
         creating, reading = "x" in modes, "r" in modes
         writing, appending = "w" in modes, "a" in modes
         updating, text, binary = "+" in modes, "t" in modes, "b" in modes
+        if "U" in modes:
+            # CPython 3.10's open() still takes "U" (reading, universal newlines: what text
+            # mode does anyway; no effect in binary mode); 3.11 removed it
+            if creating or writing or appending or updating:
+                raise ValueError("mode U cannot be combined with 'x', 'w', 'a', or '+'")
+            reading = True
         if text and binary:
             raise ValueError("can't have text and binary mode at once")
         if creating + reading + writing + appending > 1:

@@ -4,6 +4,7 @@ gevent.fileobject (the ``impl`` fixture, tests/conftest.py)."""
 import importlib
 import io
 import os
+import sys
 import time
 
 import pytest
@@ -95,7 +96,7 @@ def test_closefd_false_leaves_the_fd_open(fo, kind, text_file):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("mode", ["rw", "rr", "z", "rbt", "", "U+"])
+@pytest.mark.parametrize("mode", ["rw", "rr", "z", "rbt", "", "U+", "wU"])
 def test_bad_mode_is_a_value_error(fo, kind, mode, text_file):
     with pytest.raises(ValueError):
         getattr(fo, kind)(text_file, mode)
@@ -130,6 +131,17 @@ def test_io_on_a_closed_file(fo, kind, text_file):
     for call in (lambda: f.read(), lambda: f.readline(), lambda: f.fileno()):
         with pytest.raises((OSError, ValueError)):
             call()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_universal_mode_as_the_running_cpython(kind, text_file):
+    cls = getattr(fileobject, kind)
+    if sys.version_info >= (3, 11):  # "U" was removed from open() in 3.11
+        with pytest.raises(ValueError):
+            cls(text_file, "rU")
+        return
+    with cls(text_file, "rU") as f:
+        assert f.readlines() == ["first\n", "second\n", "third\n"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
