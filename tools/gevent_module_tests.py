@@ -44,8 +44,6 @@ runpy.run_module("gevent.tests." + MODULE, run_name="__main__", alter_sys=True)
 
 MODULES = {"fileobject": "test__fileobject", "backdoor": "test__backdoor",
            "util": "test__util"}
-_RESULT = re.compile(r"^(\w+) \(([\w.]+)\)(?: \.\.\.|\n.*\.\.\.)? (ok|FAIL|ERROR|skipped.*|"
-                     r"expected failure|unexpected success)$", re.M)
 
 
 def run(module: str) -> int:
@@ -64,7 +62,9 @@ def run(module: str) -> int:
     for outcome in outcomes.values():
         key = "skipped" if outcome.startswith("skipped") else outcome
         counts[key] = counts.get(key, 0) + 1
-    print(f"== {module}: ran {ran.group(1) if ran else '?'}, "
+    summary = re.search(r"^(OK|FAILED)\b.*$", out, re.M)
+    print(f"== {module}: ran {ran.group(1) if ran else '?'}: "
+          f"{summary.group(0) if summary else 'no summary'}; named outcomes: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
           + f" (exit {proc.returncode})")
     for name, outcome in sorted(outcomes.items()):
