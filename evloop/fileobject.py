@@ -82,8 +82,6 @@ class _OpenDescriptor:
         if not hasattr(fobj, "fileno"):
             if not isinstance(fobj, int):
                 fobj = os.fspath(fobj)  # TypeError for anything else, as io.open
-            if isinstance(fobj, bool):
-                raise TypeError(f"invalid file: {fobj!r}")
             if isinstance(fobj, (str, bytes)):
                 closefd = True  # a file we open is ours to close
         if not isinstance(mode, str):
@@ -426,6 +424,7 @@ class _GreenFileDescriptorIO(io.RawIOBase):
     _closed = False
     _seekable: Optional[bool] = None
     _keep_alive: Any = None  # the object that owns the fd, closed with us
+    _sockio: Any = None
 
     def __init__(self, fileno: int, descriptor: _OpenDescriptor, closefd: bool = True) -> None:
         io.RawIOBase.__init__(self)
@@ -433,10 +432,16 @@ class _GreenFileDescriptorIO(io.RawIOBase):
         self._fileno = fileno
         self.name = fileno
         self.mode = descriptor.mode
-        os.set_blocking(fileno, False)
         self._readable = descriptor.can_read
         self._writable = descriptor.can_write
-        self._sockio = _core.SockIO(fileno, None, get_hub())
+        try:
+            os.set_blocking(fileno, False)
+            self._sockio = _core.SockIO(fileno, None, get_hub())
+        except BaseException:
+            # not ours after all (a closed or bad fd): close() from __del__ must not close
+            # the number, which may be another file's by then
+            self._closed = True
+            raise
 
     def isatty(self) -> bool:
         self._check_open()
@@ -495,7 +500,8 @@ class _GreenFileDescriptorIO(io.RawIOBase):
             self._keep_alive = None
             try:
                 # wakes greenlets waiting on the fd (they get EBADF) before it is closed
-                sio.close(detach=not self._closefd)
+                if sio is not None:
+                    sio.close(detach=not self._closefd)
             finally:
                 try:
                     if self._closefd:
@@ -559,6 +565,8 @@ class _GreenFileDescriptorIO(io.RawIOBase):
 class _GreenOpenDescriptor(_OpenDescriptor):
     def _do_open_raw(self) -> Any:
         if self.is_fd():
+            if self._fobj < 0:  # as io.open; set_blocking() would say EBADF
+                raise ValueError("negative file descriptor")
             return _GreenFileDescriptorIO(self._fobj, self, closefd=self.closefd)
         # an existing file object, or a path we open: that object owns the fd
         raw = _OpenDescriptor._do_open_raw(self)

@@ -124,6 +124,30 @@ def test_bad_arguments_raise_as_io_open(fo, kind, text_file):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_bad_fds_raise_as_io_open(kind, tmp_path):
+    cls = getattr(fileobject, kind)
+    with pytest.raises(ValueError):
+        cls(-1, "rb")                   # io.open: "negative file descriptor"
+    fd = os.open(str(tmp_path), os.O_RDONLY)
+    os.close(fd)
+    with pytest.raises(OSError) as failed:
+        cls(fd, "rb")                   # closed: EBADF
+    # the failed object (kept alive by the traceback) must not close that number when it
+    # is finalized: by then it is another file's
+    r, w = os.pipe()
+    try:
+        if r != fd:
+            os.dup2(r, fd)
+        del failed
+        import gc
+        gc.collect()
+        os.fstat(fd)
+    finally:
+        for n in {r, w, fd}:
+            os.close(n)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_io_on_a_closed_file(fo, kind, text_file):
     f = getattr(fo, kind)(text_file, "rb")
     f.close()
