@@ -10,9 +10,9 @@ What it must not do: change what it inspects (no switch, no wait; it reads frame
 greenlets the garbage collector can reach), or cost anything when unused:
 ``assert_switches`` installs a greenlet trace function only inside its ``with`` block and
 restores the previous one. The spawning greenlet comes from ``Greenlet.spawning_greenlet``
-(a weak reference kept by ``evloop.greenlet``); evloop does not record spawning stacks or
-greenlet-local values per greenlet (gevent's "Spawned at" and "Greenlet Locals" lines),
-which would cost on every spawn.
+(a weak reference kept by ``evloop.greenlet``); evloop does not record spawning stacks
+(gevent's "Spawned at" lines), which would cost on every spawn; the "Greenlet Locals"
+lines come from a scan of the ``evloop.local`` objects when formatting.
 """
 import functools
 import gc
@@ -199,6 +199,22 @@ class _TreeFormatter:
             self.child_data(line)
 
 
+def _local_dicts_by_greenlet() -> Dict[int, List[Tuple[type, int, Dict[str, Any]]]]:
+    """id(greenlet) -> [(local's class, id(local), the greenlet's non-empty values)] for
+    every ``evloop.local.local`` the garbage collector reaches (one scan per format)."""
+    from evloop.local import local
+    index: Dict[int, List[Tuple[type, int, Dict[str, Any]]]] = {}
+    for obj in gc.get_objects():
+        if not isinstance(obj, local):
+            continue
+        impl = object.__getattribute__(obj, "_local__impl")
+        for idg, (wrgreenlet, _gone) in list(impl.refs.items()):
+            values = impl.dicts.get(idg)
+            if values and wrgreenlet() is not None:  # (an id of a greenlet still alive)
+                index.setdefault(idg, []).append((type(obj), id(obj), dict(values)))
+    return index
+
+
 def _spawning_parent(glet: Any) -> Any:
     ref = getattr(glet, "spawning_greenlet", None)
     return ref() if ref is not None else None
@@ -254,6 +270,8 @@ class GreenletTree:
             params = details
             details = self.DEFAULT_DETAILS.copy()
             details.update(params)
+        if details and details.get("locals"):
+            details["_locals_index"] = _local_dicts_by_greenlet()
         tree = _TreeFormatter(details, depth=0)
         return [line[0] if isinstance(line, tuple) else line for line in self._render(tree)]
 
@@ -295,6 +313,13 @@ class GreenletTree:
                                                       None):
             tree.child_data("Spawn Tree Locals")
             tree.child_multidata(pprint.pformat(tree_locals))
+        index = tree.details.get("_locals_index") if tree.details else None
+        gr_locals = index.get(id(glet)) if index else None
+        if gr_locals:
+            tree.child_data("Greenlet Locals:")
+            for kind, local_id, values in gr_locals:
+                tree.child_data(f"  Local {kind} at {local_id:#x}")
+                tree.child_multidata("    " + pprint.pformat(values))
         self._render_children(tree)
         return tree.lines
 

@@ -288,3 +288,22 @@ def test_util_names():
     assert set(util.__all__) == {"format_run_info", "print_run_info", "GreenletTree",
                                  "wrap_errors", "assert_switches"}
     assert Greenlet.spawning_stack is None
+
+
+def test_greenlet_tree_shows_greenlet_locals(api, gutil):
+    local_mod = importlib.import_module(api.__name__ + ".local")
+
+    class MyLocal(local_mod.local):
+        pass
+
+    holder = MyLocal()
+    seen = {}
+
+    def body():
+        holder.foo = 42
+        seen["tree"] = gutil.GreenletTree.current_tree().format()
+
+    api.spawn(body).join()
+    text = seen["tree"]
+    assert "Greenlet Locals:" in text
+    assert "MyLocal" in text and "{'foo': 42}" in text
