@@ -688,8 +688,10 @@ class _BlockingMonitor:
         for obj in gc.get_objects():
             # greenlet.__bool__: running or suspended (a Greenlet's own bool is also true
             # once it is scheduled, before it ran)
-            if (isinstance(obj, greenlet) and obj.parent is hub and greenlet.__bool__(obj)
-                    and obj.gr_frame is None):
+            # (type(), not isinstance(), which reads __class__ of every other object: code,
+            # run in this thread, e.g. an evloop.local's per-greenlet setup)
+            if (issubclass(type(obj), greenlet) and obj.parent is hub
+                    and greenlet.__bool__(obj) and obj.gr_frame is None):
                 return obj
         if hub and hub.gr_frame is None:
             return hub  # the hub itself: a loop callback blocks

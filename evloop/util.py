@@ -205,7 +205,7 @@ def _local_dicts_by_greenlet() -> Dict[int, List[Tuple[type, int, Dict[str, Any]
     from evloop.local import local
     index: Dict[int, List[Tuple[type, int, Dict[str, Any]]]] = {}
     for obj in gc.get_objects():
-        if not isinstance(obj, local):
+        if not issubclass(type(obj), local):  # not isinstance(): see _forest
             continue
         impl = object.__getattribute__(obj, "_local__impl")
         for idg, (wrgreenlet, _gone) in list(impl.refs.items()):
@@ -354,7 +354,9 @@ class GreenletTree:
         current_tree = roots[main_greenlet] = trees[main_greenlet] = cls(main_greenlet)
         current_tree.is_current_tree = True
         root_greenlet = cls._root_greenlet
-        for ob in [o for o in gc.get_objects() if isinstance(o, greenlet)]:
+        # type(), not isinstance(): isinstance() reads ``__class__`` of objects that are not
+        # greenlets, which runs code (an evloop.local makes the current greenlet a dict)
+        for ob in [o for o in gc.get_objects() if issubclass(type(o), greenlet)]:
             spawn_parent = _spawning_parent(ob)
             if spawn_parent is None:
                 spawn_parent = root_greenlet(ob)

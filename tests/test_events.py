@@ -282,3 +282,26 @@ def test_no_monitor_no_thread_by_default():
         print(evloop.get_hub()._monitor, [t.name for t in threading.enumerate()])
     """, env={"EVLOOP_MONITOR_THREAD": ""})
     assert run.stdout.strip() == "None ['MainThread']"
+
+
+def test_monitor_report_runs_no_code_of_other_objects():
+    # finding the blocked greenlet scans the heap; isinstance() there would read the
+    # __class__ of an evloop.local through its own lookup, which runs its __init__ in the
+    # monitor thread
+    run = run_python("""
+        import threading, time
+        import evloop, evloop.local
+        from evloop import events
+        inits = []
+        class Counting(evloop.local.local):
+            def __init__(self):
+                inits.append(threading.current_thread().name)
+        holder = Counting()
+        blocked = []
+        events.subscribers.append(blocked.append)
+        evloop.get_hub().start_monitor(0.05)
+        evloop.spawn(time.sleep, 0.3).join()
+        evloop.sleep(0.1)
+        print(sum(isinstance(e, events.EventLoopBlocked) for e in blocked), inits)
+    """)
+    assert run.stdout.strip() == "1 ['MainThread']"

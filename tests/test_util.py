@@ -9,6 +9,7 @@ import time
 import pytest
 
 import evloop
+import evloop.local
 from evloop import util
 from evloop.greenlet import Greenlet
 
@@ -307,3 +308,25 @@ def test_greenlet_tree_shows_greenlet_locals(api, gutil):
     text = seen["tree"]
     assert "Greenlet Locals:" in text
     assert "MyLocal" in text and "{'foo': 42}" in text
+
+
+def test_formatting_does_not_touch_greenlet_locals():
+    # isinstance() on an evloop.local reads its __class__ through the local's own attribute
+    # lookup, which makes the current greenlet a dict (and runs __init__): the tree scan
+    # must not do that
+    inits = []
+
+    class Counting(evloop.local.local):
+        def __init__(self):
+            inits.append(evloop.getcurrent())
+
+    holder = Counting()  # noqa: F841 - found by the scan
+    impl = object.__getattribute__(holder, "_local__impl")
+
+    def body():
+        util.format_run_info()
+        util.GreenletTree.current_tree().format()
+        return len(impl.dicts)
+
+    assert evloop.spawn(body).get() == 1
+    assert len(inits) == 1
