@@ -32,7 +32,7 @@ __all__ = [
 _SUBMODULES = {"core", "hub", "event", "lock", "queue", "pool", "local", "timeout",
                "greenlet", "exceptions", "socket", "ssl", "select", "selectors",
                "threadpool", "resolver", "subprocess", "os", "signal", "server", "monkey",
-               "aio", "threading"}
+               "aio", "threading", "fileobject", "backdoor", "util", "events", "time"}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ starts a loop.
 | EVLOOP_MAX_BLOCKING_TIME | seconds the hub may go without returning to its loop before the monitor reports | 0.1 |
 | EVLOOP_THREADPOOL_SIZE | maximum threads in the hub's thread pool | 10 |
 | EVLOOP_RESOLVER | name resolution: thread (the thread pool), ares (pycares), block | thread |
+| EVLOOP_FILE | the kind ``evloop.fileobject.FileObject`` is: posix, thread, block, or a "module.Class" name (read when evloop.fileobject is first imported) | posix (thread without fcntl) |
 """
 import os
 from typing import Optional
@@ -33,7 +34,10 @@ VARIABLES = (("EVLOOP_BACKEND", "backend"),
              ("EVLOOP_MONITOR_THREAD", "monitor_thread"),
              ("EVLOOP_MAX_BLOCKING_TIME", "max_blocking_time"),
              ("EVLOOP_THREADPOOL_SIZE", "threadpool_size"),
-             ("EVLOOP_RESOLVER", "resolver"))
+             ("EVLOOP_RESOLVER", "resolver"),
+             ("EVLOOP_FILE", "fileobject"))
+
+_FILEOBJECTS = ("posix", "thread", "block")
 
 
 class Config:
@@ -50,6 +54,7 @@ class Config:
         self.threadpool_size: int = int(self._positive(
             "EVLOOP_THREADPOOL_SIZE", env.get("EVLOOP_THREADPOOL_SIZE"), 10, integer=True))
         self.resolver: str = self._resolver(env.get("EVLOOP_RESOLVER"))
+        self.fileobject: str = self._fileobject(env.get("EVLOOP_FILE"))
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:
@@ -94,6 +99,20 @@ class Config:
         if name not in _RESOLVERS:
             raise ValueError(f"EVLOOP_RESOLVER={raw!r}: unknown resolver {name!r}; "
                              f"choose from {', '.join(_RESOLVERS)}")
+        return name
+
+    @staticmethod
+    def _fileobject(raw: Optional[str]) -> str:
+        if raw is None or not raw.strip():
+            return "posix"
+        name = raw.strip()
+        if name.lower() in _FILEOBJECTS:
+            return name.lower()
+        module, _, cls = name.rpartition(".")
+        if not module or not cls.isidentifier() or \
+                not all(part.isidentifier() for part in module.split(".")):
+            raise ValueError(f"EVLOOP_FILE={raw!r}: expected one of "
+                             f"{', '.join(_FILEOBJECTS)} or a 'module.Class' name")
         return name
 
 

@@ -12,6 +12,8 @@ go to the hub's handle_error and never stop the other links.
 import sys
 from collections import deque
 from itertools import count as _count
+from weakref import WeakKeyDictionary as _WeakKeyDictionary
+from weakref import ref as _wref
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 from greenlet import GreenletExit, getcurrent, greenlet
@@ -19,7 +21,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 from evloop.core import _greenlet_enter, _greenlet_leave
 from evloop.exceptions import InvalidSwitchError
 from evloop.hub import Waiter, _check_throwable, _seconds, _wait_within, get_hub
-from evloop.hub import _get_hub_if_exists
+from evloop.hub import Hub, _get_hub_if_exists
 from evloop.timeout import Timeout
 
 __all__ = ["Greenlet", "spawn", "spawn_later", "joinall", "killall", "wait", "iwait",
@@ -32,6 +34,20 @@ _NOT_STARTED = None
 _STARTED = object()
 _CANCELLED = object()
 _EMPTY_KWARGS: dict = {}
+
+
+#: Greenlet -> its spawn_tree_locals dict, for the greenlets whose dict was asked for
+_tree_locals: "_WeakKeyDictionary[Any, dict]" = _WeakKeyDictionary()
+#: Greenlet -> a weak reference to the Greenlet that spawned it (none for greenlets spawned
+#: by plain greenlets: the hub, a thread's main greenlet)
+_spawners: "_WeakKeyDictionary[Any, Any]" = _WeakKeyDictionary()
+#: the types of the plain greenlets that spawn without being recorded: a thread's main
+#: greenlet and the hub
+_UNRECORDED_SPAWNERS = frozenset((greenlet, Hub))
+
+
+def _no_spawner() -> None:
+    return None
 
 
 def _kill(glet: "Greenlet", exception: Any, waiter: Optional[Waiter]) -> None:
@@ -56,6 +72,10 @@ class Greenlet(greenlet):
     __slots__ = ("_run", "args", "kwargs", "_links", "_hub", "value", "_exc_info",
                  "_notifier", "_start_event", "_ident", "_name")
 
+    #: gevent records the stack that spawned each greenlet; evloop does not (it would cost
+    #: on every spawn), so this is always None
+    spawning_stack = None
+
     def __init__(self, run: Optional[Callable[..., Any]] = None, *args: Any,
                  **kwargs: Any) -> None:
         hub = _get_hub_if_exists()
@@ -78,8 +98,42 @@ class Greenlet(greenlet):
         self._start_event: Any = _NOT_STARTED
         self._ident: Optional[int] = None
         self._name: Optional[str] = None
+        # The Greenlet that created this one, weakly, beside the greenlet (not in a slot):
+        # only when it is a Greenlet. One spawned by the hub or a thread's main greenlet
+        # (servers, callbacks, the program's top level) costs one getcurrent() and
+        # nothing is stored: a slot on every greenlet cost 1.7% of a spawn-to-join, a
+        # weak reference in it 4% (callgrind, benchmarks/workloads/hub_spawn_join.py).
+        spawner = getcurrent()
+        if type(spawner) not in _UNRECORDED_SPAWNERS:  # isinstance() costs 1% more
+            _spawners[self] = _wref(spawner)
 
     # -- state -------------------------------------------------------------------------
+
+    @property
+    def spawning_greenlet(self) -> Callable[[], Optional[greenlet]]:
+        """As gevent's attribute, a weak reference (call it) to the greenlet that created
+        this one; it gives None once this greenlet has finished (evloop forgets the
+        spawner then) or when the spawner is gone."""
+        return _spawners.get(self, _no_spawner)
+
+    @property
+    def spawn_tree_locals(self) -> dict:
+        """A dict shared by a tree of greenlets: the one of the Greenlet that spawned this
+        one, or a new one for a greenlet spawned by a plain greenlet (the hub, the main
+        greenlet), as in gevent. Taken at first use (gevent takes it at spawn): a greenlet
+        whose spawner is gone by then starts a dict of its own."""
+        # kept beside the greenlet, not in a slot: a slot costs every greenlet a visit by
+        # each garbage collection, for a feature few programs use
+        tree_locals = _tree_locals.get(self)
+        if tree_locals is None:
+            spawner = self.spawning_greenlet()
+            shared = spawner.spawn_tree_locals if isinstance(spawner, Greenlet) else None
+            tree_locals = _tree_locals[self] = shared if shared is not None else {}
+        return tree_locals
+
+    @spawn_tree_locals.setter
+    def spawn_tree_locals(self, value: dict) -> None:
+        _tree_locals[self] = value
 
     @property
     def loop(self):

@@ -24,6 +24,7 @@ from greenlet import GreenletExit, getcurrent, greenlet
 from greenlet import error as greenlet_error
 
 from evloop import core
+from evloop import events as _events
 from evloop._config import THREADPOOL_CLASS, get_config, resolver_class_name
 from evloop.exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError,
                                HubDestroyed, InvalidSwitchError, LoopExit)
@@ -203,6 +204,8 @@ class Hub(greenlet):
         self.name = ""
         if config.monitor_thread:
             self.start_monitor(config.max_blocking_time)
+        if _events.subscribers:
+            _events.notify(_events.HubCreatedEvent(self))
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else ("running" if self else "not started")
@@ -332,6 +335,8 @@ class Hub(greenlet):
             self._monitor = _BlockingMonitor(self, _seconds(max_blocking_time,
                                                              "max_blocking_time"))
             self._monitor.start()
+            if _events.subscribers:
+                _events.notify(_events.PeriodicMonitorThreadStartedEvent(self._monitor))
         return self._monitor
 
     @property
@@ -652,12 +657,42 @@ class _BlockingMonitor:
     def _report(self, blocked_for: float) -> None:
         frame = sys._current_frames().get(self.hub.thread_ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "?\n"
+        del frame
         self.reports += 1
+        glet = self._running_greenlet()
         try:
             self.stream.write(
                 f"evloop: the hub in thread {self.hub.thread_ident} has not returned to its "
                 f"loop for {blocked_for:.3f}s (threshold {self.max_blocking_time}s); "
-                f"the blocking greenlet is at:\n{stack}\n")
+                f"the blocking greenlet {glet!r} is at:\n{stack}\n")
             self.stream.flush()
         except Exception:  # noqa: BLE001
             pass
+        if _events.subscribers:
+            info = [f"Blocked stack (thread {self.hub.thread_ident:#x}):", stack]
+            try:
+                _events.notify(_events.EventLoopBlocked(glet, blocked_for, info,
+                                                        hub=self.hub))
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not end the monitor
+                _events._report_subscriber_error("EventLoopBlocked")
+
+    def _running_greenlet(self) -> Any:
+        """The greenlet running in the hub's thread, found at report time only: a greenlet
+        of this hub that has started and not finished and has no saved frame (greenlet
+        saves the frame of a suspended greenlet; the running one's frame is the thread's).
+        Else the hub when it runs (a loop callback blocks), else the thread's main
+        greenlet. It scans what the garbage collector reaches: O(objects), but only when a
+        block is reported."""
+        import gc
+        hub = self.hub
+        for obj in gc.get_objects():
+            # greenlet.__bool__: running or suspended (a Greenlet's own bool is also true
+            # once it is scheduled, before it ran)
+            # (type(), not isinstance(), which reads __class__ of every other object: code,
+            # run in this thread, e.g. an evloop.local's per-greenlet setup)
+            if (issubclass(type(obj), greenlet) and obj.parent is hub
+                    and greenlet.__bool__(obj) and obj.gr_frame is None):
+                return obj
+        if hub and hub.gr_frame is None:
+            return hub  # the hub itself: a loop callback blocks
+        return hub.parent  # the thread's main greenlet

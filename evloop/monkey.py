@@ -140,11 +140,20 @@ def _patch(key: str, target_name: Optional[str] = None, evloop_name: Optional[st
            items: Optional[Iterable[str]] = None) -> Tuple[Any, Any, List[str]]:
     """Import evloop's module first (it captures the originals it needs), then patch."""
     import importlib
+    from evloop import events
     target_name = target_name or key
     source = importlib.import_module(f"evloop.{evloop_name or target_name}")
     target = importlib.import_module(target_name)
     names = list(items) if items is not None else _source_items(key, source, target)
+    will = events.EvloopWillPatchModuleEvent(target.__name__, source, target, names)
+    try:
+        events.notify_and_call_entry_points(will)
+    except events.DoNotPatch:
+        return source, target, []
+    names = list(will.target_item_names)  # a subscriber may have changed the list
     patch_module(target, source, names)
+    events.notify_and_call_entry_points(
+        events.EvloopDidPatchModuleEvent(target.__name__, source, target))
     return source, target, names
 
 
@@ -317,8 +326,9 @@ def patch_os() -> None:
 
 
 def patch_time() -> None:
-    """Replace ``time.sleep`` with ``evloop.sleep``."""
-    _patch("time", evloop_name="hub", items=["sleep"])
+    """Replace ``time.sleep`` with ``evloop.sleep`` (from evloop.time, as gevent patches
+    from gevent.time)."""
+    _patch("time")
 
 
 def patch_queue() -> None:
@@ -477,6 +487,8 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
     import _thread as thread_mod
     import importlib
     import threading as threading_mod
+
+    from evloop import events
     # the names replaced, per CPython version, and every other private detail of
     # threading used here
     from evloop import _stdlib_threading as stdlib_threading
@@ -489,6 +501,12 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
         except ImportError:
             pass
     green = importlib.import_module("evloop.threading")
+    will = events.EvloopWillPatchModuleEvent(threading_mod.__name__, green, threading_mod,
+                                             list(stdlib_threading.THREADING_NAMES))
+    try:
+        events.notify_and_call_entry_points(will)
+    except events.DoNotPatch:
+        return
 
     main_thread = threading_mod.main_thread()
     native_get_ident = get_original("_thread", "get_ident")
@@ -507,7 +525,8 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
 
     patch_module(thread_mod, green, stdlib_threading.THREAD_NAMES)
     if threading:
-        patch_module(threading_mod, green, stdlib_threading.THREADING_NAMES)
+        # the names a will-patch subscriber left in the list
+        patch_module(threading_mod, green, will.target_item_names)
         if Event:
             from evloop.event import Event as GreenEvent
             patch_item(threading_mod, "Event", GreenEvent)
@@ -528,6 +547,8 @@ def patch_thread(threading: bool = True, _threading_local: bool = True, Event: b
     if _threading_local:
         import _threading_local as local_mod
         patch_item(local_mod, "local", green.local)
+    events.notify_and_call_entry_points(events.EvloopDidPatchModuleEvent(
+        threading_mod.__name__, green, threading_mod))
     if own_warnings:
         _process_warnings(_warnings)
 
@@ -553,8 +574,8 @@ def _replace_logging_locks(threading_mod: Any, stdlib_threading: Any) -> None:
 
 _patch_all_settings: Dict[str, bool] = {}
 
-_EVLOOP_MODULES = ("evloop.hub", "evloop.socket", "evloop.ssl", "evloop.select",
-                   "evloop.selectors", "evloop.os", "evloop.subprocess", "evloop.signal",
+_EVLOOP_MODULES = ("evloop.hub", "evloop.time", "evloop.socket", "evloop.ssl",
+                   "evloop.select", "evloop.selectors", "evloop.os", "evloop.subprocess", "evloop.signal",
                    "evloop.queue", "evloop.event", "evloop.threading", "evloop.threadpool",
                    "evloop.resolver")
 
@@ -564,14 +585,29 @@ def patch_all(socket: bool = True, dns: bool = True, time: bool = True, select: 
               subprocess: bool = True, sys: bool = False, aggressive: bool = True,
               Event: bool = True, builtins: bool = True, signal: bool = True,
               queue: bool = True, contextvars: bool = True, *,
-              selectors: Optional[bool] = None) -> Optional[bool]:
+              selectors: Optional[bool] = None, **kwargs: Any) -> Optional[bool]:
     """Do all the default patching; the arguments (gevent's, in gevent's order) turn single
     modules off. ``selectors`` defaults to ``select``. Calling it again only adds patches
     (with a warning if the arguments differ). Returns True if it patched anything.
 
     Libraries that ask gevent whether the standard library is cooperative (psycopg 3,
-    python-socketio) then get evloop's answer: ``evloop._library_checks``."""
+    python-socketio) then get evloop's answer: ``evloop._library_checks``.
+
+    It publishes gevent's patch events through ``evloop.events`` (and the entry points
+    they name): ``EvloopWillPatchAllEvent`` first (a subscriber raising ``DoNotPatch``
+    stops everything; ``kwargs`` are for such plugins, as in gevent), a will/did pair
+    per module, then ``EvloopDidPatchBuiltinModulesEvent`` and ``EvloopDidPatchAllEvent``."""
     import importlib
+
+    from evloop import events
+    arguments = dict(socket=socket, dns=dns, time=time, select=select, thread=thread,
+                     os=os, ssl=ssl, subprocess=subprocess, sys=sys, aggressive=aggressive,
+                     Event=Event, builtins=builtins, signal=signal, queue=queue,
+                     contextvars=contextvars, selectors=selectors)
+    try:
+        events.notify_and_call_entry_points(events.EvloopWillPatchAllEvent(arguments, kwargs))
+    except events.DoNotPatch:
+        return None
     settings = dict(socket=socket, dns=dns, time=time, select=select, thread=thread, os=os,
                     ssl=ssl, subprocess=subprocess, sys=sys, aggressive=aggressive,
                     Event=Event, builtins=builtins, signal=signal, queue=queue,
@@ -647,6 +683,9 @@ def patch_all(socket: bool = True, dns: bool = True, time: bool = True, select: 
     from evloop import _library_checks
     _library_checks.answer({name: globals()[name] for name in _library_checks.QUERIES},
                            select_patched=is_module_patched("select"))
+    events.notify_and_call_entry_points(
+        events.EvloopDidPatchBuiltinModulesEvent(arguments, kwargs))
+    events.notify_and_call_entry_points(events.EvloopDidPatchAllEvent(arguments, kwargs))
     _process_warnings(_warnings)
     return True
 

@@ -37,9 +37,17 @@ watch or SIGCHLD handler of evloop.os left), ``hub``, ``errors``, ``pair``, ``cl
 several files share (``Ticker``, ``Closer``, ``run_python``, ``run_py``, ...) are in
 tests/_helpers.py.
 
-Slow tests (soak, fuzz, leak-check repeats, long subprocess batteries, single tests over
-~5 s) carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a
-quick local run (CI runs everything).
+Tests of behaviour evloop shares with gevent take the ``impl`` fixture (ids "evloop" and
+"gevent") and run the same body against ``evloop.<module>`` and ``gevent.<module>``. gevent's
+hub, its loop's fds and its threads stay for the life of the process, which the leak check
+would report after every test, so the "gevent" items of a test file run together in one
+subprocess (``python -m pytest <file>`` with EVLOOP_TESTS_GEVENT_SIDE=1, which selects only
+them and exempts them from the leak check); each "gevent" item here passes or fails with
+its outcome there (``pytest_pyfunc_call`` below), and its fixture value is None here.
+
+Slow tests (soak, fuzz, long subprocess batteries, single tests over ~5 s) carry
+``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` skips them for a quick
+local run (CI runs everything).
 """
 
 import faulthandler
@@ -47,7 +55,9 @@ import gc
 import io
 import os
 import signal
+import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -395,3 +405,72 @@ def postgres_dsn():
 def redis_url():
     """A redis-server for the session (tests/_services.py): ``redis://127.0.0.1:PORT/0``."""
     yield from _services.redis()
+
+
+# -- the same test against evloop and gevent -------------------------------------------------
+
+GEVENT_SIDE_ENV = "EVLOOP_TESTS_GEVENT_SIDE"
+_GEVENT_SIDE_TIMEOUT = 600
+_gevent_side_results = {}  # test file -> (outcome by node id, the run's output)
+
+
+def _is_gevent_side(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("impl") == "gevent"
+
+
+@pytest.fixture(params=["evloop", "gevent"])
+def impl(request):
+    """The package a gevent-compatible test runs against: "evloop", or "gevent" in the
+    subprocess that runs a file's gevent items (None in this process, where such an item's
+    body does not run)."""
+    if request.param == "gevent" and not os.environ.get(GEVENT_SIDE_ENV):
+        return None
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get(GEVENT_SIDE_ENV):
+        return
+    keep = [item for item in items if _is_gevent_side(item)]
+    dropped = [item for item in items if not _is_gevent_side(item)]
+    for item in keep:
+        item.add_marker(pytest.mark.allow_leftovers(
+            reason="gevent's hub, loop and threads live as long as the process"))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+def _gevent_side(item):
+    path = str(item.path)
+    if path not in _gevent_side_results:
+        cmd = [sys.executable, "-m", "pytest", path, "-q", "-rA", "-p", "no:cacheprovider",
+               "-p", "no:randomly"]
+        env = dict(os.environ, **{GEVENT_SIDE_ENV: "1"})
+        root = str(item.config.rootpath)
+        try:
+            run = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                                 timeout=_GEVENT_SIDE_TIMEOUT)
+            output = run.stdout + run.stderr
+        except subprocess.TimeoutExpired as exc:
+            output = f"timed out after {_GEVENT_SIDE_TIMEOUT}s\n{exc.stdout or ''}"
+        outcomes = {}
+        # "OUTCOME node-id" or "OUTCOME node-id - message" (an id may hold spaces)
+        for match in re.finditer(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.+?)"
+                                 r"(?: - .*)?$", output, re.M):
+            outcomes.setdefault(match.group(2), match.group(1))
+        _gevent_side_results[path] = (outcomes, output)
+    return _gevent_side_results[path]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if not _is_gevent_side(pyfuncitem) or os.environ.get(GEVENT_SIDE_ENV):
+        return None
+    outcomes, output = _gevent_side(pyfuncitem)
+    outcome = outcomes.get(pyfuncitem.nodeid)
+    if outcome != "PASSED":
+        pytest.fail(f"with gevent (in a subprocess): {outcome or 'no result'}\n{output}",
+                    pytrace=False)
+    return True

@@ -26,7 +26,7 @@ DOC = PACKAGE_DIR.parent / "docs" / "architecture.md"
 
 #: the layers, lowest first; a module may import modules of its own layer or below
 LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("base", ("evloop.exceptions", "evloop._config", "evloop._originals",
+    ("base", ("evloop.exceptions", "evloop._config", "evloop._originals", "evloop.events",
               "evloop._stdlib_asyncio", "evloop._stdlib_selectors", "evloop._stdlib_socket",
               "evloop._stdlib_subprocess", "evloop._stdlib_threading")),
     ("binding", ("evloop._build", "evloop._ev", "evloop._cext")),
@@ -34,11 +34,12 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("hub", ("evloop.hub",)),
     ("greenlet API", ("evloop", "evloop.greenlet", "evloop.timeout", "evloop.event",
                       "evloop.lock", "evloop.queue", "evloop.pool", "evloop.local",
-                      "evloop.threadpool")),
+                      "evloop.threadpool", "evloop.util")),
     ("I/O", ("evloop.resolver", "evloop.socket", "evloop.ssl", "evloop.select",
              "evloop.selectors", "evloop.os", "evloop.signal", "evloop.subprocess",
              "evloop.server", "evloop.threading", "evloop._stdlib_multiprocessing",
-             "evloop.aio", "evloop.aio_bridge", "evloop.pywsgi")),
+             "evloop.aio", "evloop.aio_bridge", "evloop.pywsgi", "evloop.time",
+             "evloop.fileobject", "evloop.backdoor")),
     ("monkey", ("evloop.monkey", "evloop._library_checks")),
     ("integrations", ("evloop.integrations", "evloop.integrations.gevent",
                       "evloop.integrations.gunicorn", "evloop.integrations.psycopg")),

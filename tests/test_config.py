@@ -280,3 +280,17 @@ def test_config_module_does_not_import_the_hub():
     """)
     assert "hub imported False" in proc.stdout
     assert _config.__doc__ and "EVLOOP_BACKEND" in _config.__doc__
+
+
+@pytest.mark.parametrize("raw, value", [(None, "posix"), ("", "posix"), ("thread", "thread"),
+                                        (" Block ", "block"), ("POSIX", "posix"),
+                                        ("my_pkg.files.MyFile", "my_pkg.files.MyFile")])
+def test_evloop_file(raw, value):
+    env = {} if raw is None else {"EVLOOP_FILE": raw}
+    assert Config(environ=env).fileobject == value
+
+
+@pytest.mark.parametrize("raw", ["nonsense", "a.", ".Cls", "a b.C", "pkg.1Class"])
+def test_evloop_file_rejects_what_names_no_kind_or_class(raw):
+    with pytest.raises(ValueError, match="EVLOOP_FILE"):
+        Config(environ={"EVLOOP_FILE": raw})
