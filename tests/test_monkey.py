@@ -523,19 +523,23 @@ def test_original_thread_is_a_real_thread():
         assert RealThread is not threading.Thread
         assert issubclass(threading.Thread, RealThread)
         seen = []
+        ticks = [0]
         def work():
             t = threading.current_thread()
             seen.append((native_ident(), _thread.get_ident(), t.name, t.ident))
-            monkey.get_original("time", "sleep")(0.2)      # blocks this real thread only
+            # blocks this real thread only: it sleeps in the OS until the hub has ticked 5
+            # times (or 30 s, then the assertion below fails), however loaded the machine
+            real_sleep = monkey.get_original("time", "sleep")
+            deadline = time.monotonic() + 30
+            while ticks[0] < 5 and time.monotonic() < deadline:
+                real_sleep(0.01)
         t = RealThread(target=work, name="real")
-        start = time.monotonic()
         t.start()
-        ticks = 0
         while t.is_alive():           # the hub keeps running while the thread works
             evloop.sleep(0.01)
-            ticks += 1
+            ticks[0] += 1
         t.join()
-        assert ticks >= 5, ticks
+        assert ticks[0] >= 5, ticks
         (native, patched, name, ident), = seen
         assert native != native_ident()        # a different OS thread
         assert patched == native == ident      # its main greenlet keeps its native ident
