@@ -357,9 +357,7 @@ pyloop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         if (err)
             return evloop_raise_errno(err, "could not create the event loop");
-        PyErr_SetString(PyExc_OSError,
-                        "could not create the event loop (no usable backend)");
-        return NULL;
+        return evloop_raise_oserror("could not create the event loop (no usable backend)");
     }
     self->ev = l;
     self->is_default = is_default;
