@@ -321,16 +321,18 @@ evloop_explain_loopexit(PyObject *what, PyObject *hub)
  * returns, undo(arg) runs first, whoever resumed the greenlet: it disarms whatever is
  * still armed, so that a greenlet resumed by someone else (a kill, an evloop.Timeout, the
  * hub ending) is never resumed later by a stale wake-up. A LoopExit is then explained
- * with `what` the greenlet waited on (NULL: left as the hub raised it). Returns what the
- * greenlet was switched back with (new reference), or NULL with an exception. */
+ * with what the greenlet waited on: *what, read after the switch (a Waiter's `what` may
+ * be set while it waits; *what NULL reads as None); what NULL: the LoopExit is left as
+ * the hub raised it. Returns what the greenlet was switched back with (new reference),
+ * or NULL with an exception. */
 static PyObject *
-evloop_hub_switch(PyObject *hub, PyObject *what, evloop_hub_undo undo, void *arg)
+evloop_hub_switch(PyObject *hub, PyObject *const *what, evloop_hub_undo undo, void *arg)
 {
     PyObject *res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
     if (undo != NULL)
         undo(arg);
     if (res == NULL && what != NULL)
-        evloop_explain_loopexit(what, hub);
+        evloop_explain_loopexit(*what, hub);
     return res;
 }
 
@@ -387,8 +389,7 @@ evloop_waiter_get(EvWaiter *self)
         return NULL;
     }
     self->greenlet = (PyObject *)cur; /* reference moved */
-    return evloop_hub_switch(self->hub, self->what ? self->what : Py_None, evloop_waiter_undo,
-                             self);
+    return evloop_hub_switch(self->hub, &self->what, evloop_waiter_undo, self);
 }
 
 static PyObject *
@@ -822,7 +823,10 @@ evloop_yield(PyObject *hub, EvLoop *loop)
     }
     cb->kind = EVLOOP_CB_HOOKED;  /* run by evloop_hub_callback_entry */
     evloop_queue_append(loop, cb);
-    res = evloop_hub_switch(hub, Py_None, evloop_yield_undo, cb);
+    {
+        PyObject *const nothing = Py_None; /* sleep(0) waits on nothing in particular */
+        res = evloop_hub_switch(hub, &nothing, evloop_yield_undo, cb);
+    }
     Py_DECREF(cb);
     if (res == NULL)
         return NULL;

@@ -319,8 +319,8 @@ static int evloop_hub_ready(void);
 static PyObject *evloop_current_hub(void);
 static PyObject *evloop_get_hub(void);
 static int evloop_hub_report(PyObject *hub, PyObject *context);
-static PyObject *evloop_hub_switch(PyObject *hub, PyObject *what, evloop_hub_undo undo,
-                                   void *arg);
+static PyObject *evloop_hub_switch(PyObject *hub, PyObject *const *what,
+                                   evloop_hub_undo undo, void *arg);
 static int evloop_hub_wait_timeout(PyObject *hub, EvWatcher *w, EvTimer *timer,
                                    double timeout);
 static int evloop_cancel_wait(EvWatcher *w, PyObject *exc);
