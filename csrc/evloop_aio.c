@@ -1377,7 +1377,8 @@ aio_get_time_arg(PyObject *obj, const char *what, double *out)
         PyErr_Format(PyExc_TypeError, "%s must not be None", what);
         return -1;
     }
-    /* evloop.c's number check (numbers only, NaN refused), with its exact-float fast path */
+    /* evloop_get_double's number check (numbers only, NaN refused), with its exact-float
+     * fast path */
     return evloop_get_double(obj, what, out);
 }
 

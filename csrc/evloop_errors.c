@@ -16,13 +16,6 @@
 static PyObject *evloop_empty_tuple = NULL;
 static PyObject *evloop_none_tuple = NULL; /* (None,) */
 
-/* libev reports fatal OS errors (epoll_wait failing with something other than EINTR)
- * through one process-wide callback with no loop argument; the loop running in this
- * thread picks the record up. */
-static _Thread_local int evloop_syserr_errno = 0;
-static _Thread_local const char *evloop_syserr_msg = NULL;
-static _Thread_local EvLoop *evloop_running = NULL;
-
 /* socket.timeout, handed in by evloop.socket (core._io_configure) */
 static PyObject *evloop_exc_timeout = NULL;
 

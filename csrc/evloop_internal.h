@@ -27,7 +27,8 @@
  *
  * What it must not do: declare anything of greenlet's C API (only the hub and the rooms
  * above it include greenlet.h), or anything the cffi wrapper needs (that is evloop.h).
- * Declarations only: every function and variable is defined in exactly one room.
+ * Declarations only: every function and variable is defined in exactly one room (but the
+ * three thread-locals of libev's error record, which C cannot declare ahead).
  */
 #ifndef EVLOOP_INTERNAL_H
 #define EVLOOP_INTERNAL_H
@@ -182,10 +183,14 @@ static evloop_hooks_t evloop_hooks;
 static PyObject *evloop_empty_tuple;   /* () */
 static PyObject *evloop_none_tuple;    /* (None,) */
 
-/* libev's fatal-error record, read by run() (set by evloop_syserr_cb) */
-static _Thread_local int evloop_syserr_errno;
-static _Thread_local const char *evloop_syserr_msg;
-static _Thread_local EvLoop *evloop_running;   /* the loop run() runs in this thread */
+/* libev reports fatal OS errors (epoll_wait failing with something other than EINTR)
+ * through one process-wide callback with no loop argument (evloop_syserr_cb); the loop
+ * running in this thread (run(), csrc/evloop_loop.c) picks the record up. Defined here,
+ * not in the errors room: a thread-local has no tentative definition in C (GCC 14+
+ * refuses the declaration-then-definition the other shared variables use). */
+static _Thread_local int evloop_syserr_errno = 0;
+static _Thread_local const char *evloop_syserr_msg = NULL;
+static _Thread_local EvLoop *evloop_running = NULL; /* the loop run() runs here */
 /* the exit-time parking of threads left in their hubs (see evloop_park_if_exiting) */
 static volatile int evloop_parking;
 static unsigned long evloop_parking_thread;

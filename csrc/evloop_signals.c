@@ -22,10 +22,10 @@ static evloop_sigslot evloop_sigs[NSIG];
  * evloop_config.h): libev's SIGCHLD handler reaps *every* child with waitpid(-1), and a
  * status reaped for nobody is lost to whoever else waits for that child (asyncio's child
  * watchers, subprocess in another thread, the program's own os.waitpid). evloop's child
- * watchers (the "child" kind, csrc/evloop_watchers.c) reap per pid instead: while one is active, an internal
- * signal watcher for SIGCHLD on the default loop calls waitpid(pid, WNOHANG) for the pids
- * that have an active watcher, and waitpid(-1, WNOHANG) only while an any-child (pid 0)
- * watcher is active. The handler is installed while child watchers are active (or on
+ * watchers (the "child" kind, csrc/evloop_watchers.c) reap per pid instead: while one is
+ * active, an internal signal watcher for SIGCHLD on the default loop calls
+ * waitpid(pid, WNOHANG) for the pids that have an active watcher, and
+ * waitpid(-1, WNOHANG) only while an any-child (pid 0) watcher is active. The handler is installed while child watchers are active (or on
  * request: install_sigchld) and the previous disposition put back when they stop. */
 struct EvChild;
 static struct EvChild *evloop_children = NULL; /* active child watchers (default loop) */
