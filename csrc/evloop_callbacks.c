@@ -153,7 +153,7 @@ evloop_run_callbacks(struct ev_loop *l, ev_prepare *w, int revents)
             /* an entry of a room above the loop (the hub's sleep(0): resume the yielding
              * greenlet; its sleep clears this entry if it is interrupted first, so a stale
              * entry never resumes it). Only a room that registered the hook queues one. */
-            if (evloop_hooks.callback_entry(self, cb, func, args) < 0)
+            if (evloop_hooks.callback_entry(self, func) < 0)
                 evloop_report_error(self, (PyObject *)cb);
             Py_DECREF(func);
         }

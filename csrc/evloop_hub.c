@@ -325,7 +325,7 @@ evloop_explain_loopexit(PyObject *what, PyObject *hub)
  * be set while it waits; *what NULL reads as None); what NULL: the LoopExit is left as
  * the hub raised it. Returns what the greenlet was switched back with (new reference),
  * or NULL with an exception. */
-static PyObject *
+EVLOOP_HOT PyObject *
 evloop_hub_switch(PyObject *hub, PyObject *const *what, evloop_hub_undo undo, void *arg)
 {
     PyObject *res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
@@ -821,7 +821,7 @@ evloop_yield(PyObject *hub, EvLoop *loop)
         Py_DECREF(evloop_none_tuple);
         return NULL;
     }
-    cb->kind = EVLOOP_CB_HOOKED;  /* run by evloop_hub_callback_entry */
+    cb->kind = EVLOOP_CB_HOOKED;  /* run by evloop_greenlet_resume */
     evloop_queue_append(loop, cb);
     {
         PyObject *const nothing = Py_None; /* sleep(0) waits on nothing in particular */
@@ -1250,15 +1250,6 @@ evloop_hub_watcher_event(PyObject *callback, PyObject *value)
     return evloop_waiter_switch((EvWaiter *)callback, value);
 }
 
-/* the queue entry of sleep(0) (evloop_yield): resume the yielding greenlet */
-static int
-evloop_hub_callback_entry(EvLoop *loop, EvCallback *cb, PyObject *func, PyObject *args)
-{
-    (void)cb;
-    (void)args;
-    return evloop_greenlet_resume(loop, func);
-}
-
 static PyMethodDef evloop_hub_functions[] = {
     {"_hub_wait", (PyCFunction)(void (*)(void))mod_hub_wait, METH_FASTCALL,
      "_hub_wait(hub, watcher): block the current greenlet until the watcher fires"},
@@ -1285,7 +1276,7 @@ static int
 evloop_hub_init(PyObject *m)
 {
     evloop_hooks.watcher_event = evloop_hub_watcher_event;
-    evloop_hooks.callback_entry = evloop_hub_callback_entry;
+    evloop_hooks.callback_entry = evloop_greenlet_resume; /* sleep(0)'s entry */
     evloop_hooks.loop_leaving = evloop_hub_leaving;
     if (evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0)
         return -1;

@@ -22,13 +22,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-/* the argument handling of the hot calls, inlined into them (measured: a call is 20-40
- * instructions cheaper than letting the compiler keep these out of line) */
-#if defined(__GNUC__)
-#define EVLOOP_HOT static inline __attribute__((always_inline))
-#else
-#define EVLOOP_HOT static inline
-#endif
 
 /* a _socket.socket without a fd (evloop/_stdlib_socket.py), set by evloop.socket: the
  * judge of arguments the fast path does not take */
