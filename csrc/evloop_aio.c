@@ -22,9 +22,12 @@
  * What it must not do: run asyncio callbacks outside run() (readers that become ready
  * while the loop is stopped are paused, not queued again and again), let a Python
  * exception escape into libev, or own policy: error reports, reprs and debug-mode checks
- * are Python helpers handed in by evloop.aio (_aio_configure). Included by evloop.c (one
- * translation unit: it uses the loop internals and the hub's greenlet helpers).
+ * are Python helpers handed in by evloop.aio (_aio_configure). It switches into the hub
+ * only through evloop_hub_switch, and is told of a destroyed libev loop through the
+ * evloop_hooks.loop_destroying hook it registers (evloop_aio_init).
  */
+#include "evloop_internal.h"
+#include "greenlet.h"
 
 static PyTypeObject AioLoop_Type, AioHandle_Type, AioTimer_Type;
 
@@ -1374,7 +1377,8 @@ aio_get_time_arg(PyObject *obj, const char *what, double *out)
         PyErr_Format(PyExc_TypeError, "%s must not be None", what);
         return -1;
     }
-    /* evloop.c's number check (numbers only, NaN refused), with its exact-float fast path */
+    /* evloop_get_double's number check (numbers only, NaN refused), with its exact-float
+     * fast path */
     return evloop_get_double(obj, what, out);
 }
 
@@ -1779,6 +1783,18 @@ aio_check_not_hub(AioLoop *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* run()'s arming is its check watcher: resumed by something else than the batch (a
+ * greenlet-level throw such as evloop.Timeout, or the hub ending), stop running */
+static void
+aio_run_undo(void *arg)
+{
+    AioLoop *self = (AioLoop *)arg;
+    if (!self->woken) {
+        self->woken = 1;
+        aio_run_watchers_stop(self);
+    }
+}
+
 /* _run(once): run_forever()'s core, between asyncio's setup and cleanup. The calling
  * greenlet switches to the hub; the check watcher runs a batch after each poll and
  * switches back when stop() was called (or after one batch if once). */
@@ -1830,14 +1846,8 @@ aio_run(AioLoop *self, PyObject *onceobj)
         aio_idle_start(self);
     hub = self->hub;
     Py_INCREF(hub);
-    res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
+    res = evloop_hub_switch(hub, NULL, aio_run_undo, self);
     Py_DECREF(hub);
-    if (!self->woken) {
-        /* resumed by something else than the batch (a greenlet-level throw such as
-         * evloop.Timeout, or the hub ending): stop running */
-        self->woken = 1;
-        aio_run_watchers_stop(self);
-    }
     self->running = 0;
     self->once = 0;
     Py_CLEAR(self->run_greenlet);
@@ -2136,4 +2146,20 @@ mod_aio_configure(PyObject *m, PyObject *args)
     Py_INCREF(e);
     Py_XSETREF(aio_run_debug, e);
     Py_RETURN_NONE;
+}
+
+static PyMethodDef evloop_aio_functions[] = {
+    {"_aio_configure", mod_aio_configure, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static int
+evloop_aio_init(PyObject *m)
+{
+    evloop_hooks.loop_destroying = evloop_aio_detach_all;
+    if (evloop_add_type(m, "AioLoop", &AioLoop_Type) < 0
+        || evloop_add_type(m, "AioHandle", &AioHandle_Type) < 0
+        || evloop_add_type(m, "AioTimerHandle", &AioTimer_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, evloop_aio_functions);
 }

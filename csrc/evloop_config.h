@@ -52,7 +52,7 @@
 
 /* libev's child watchers reap every child with waitpid(-1) from its SIGCHLD handler, which
  * takes the statuses of children other code waits for (asyncio, subprocess in threads,
- * os.waitpid). evloop implements child watchers itself, reaping per pid (csrc/evloop.c). */
+ * os.waitpid). evloop implements child watchers itself, reaping per pid (csrc/evloop_signals.c). */
 #define EV_CHILD_ENABLE 0
 
 /* signalfd blocks the signals it watches with sigprocmask; child processes inherit that

@@ -8,9 +8,12 @@
  *
  * What it must not do: decide policy. Error reporting goes to the hub's handle_error (a
  * Python method), LoopExit/errors are Python classes handed in by evloop.hub, and the hub
- * greenlet itself is a Python object. This file is included by evloop.c (one translation
- * unit: it uses the loop and watcher internals).
+ * greenlet itself is a Python object. Every switch from a greenlet into the hub goes
+ * through evloop_hub_switch (the hub's wait, sleep(0), evloop.aio's run). The loop's
+ * dispatch does not know this room: evloop_hub_init registers the hooks through which a
+ * watcher's event or a queue entry reaches a Waiter or a greenlet (evloop_internal.h).
  */
+#include "evloop_internal.h"
 #include "greenlet.h"
 
 static PyTypeObject EvWaiter_Type;
@@ -312,6 +315,34 @@ evloop_explain_loopexit(PyObject *what, PyObject *hub)
     Py_DECREF(exc);
 }
 
+/* The one switch into the hub. The current greenlet has armed what is to resume it (a
+ * Waiter, a queue entry, an evloop.aio batch) and yields to the hub; callers have refused
+ * to block in the hub itself (that switch would never come back). When the switch
+ * returns, undo(arg) runs first, whoever resumed the greenlet: it disarms whatever is
+ * still armed, so that a greenlet resumed by someone else (a kill, an evloop.Timeout, the
+ * hub ending) is never resumed later by a stale wake-up. A LoopExit is then explained
+ * with what the greenlet waited on: *what, read after the switch (a Waiter's `what` may
+ * be set while it waits; *what NULL reads as None); what NULL: the LoopExit is left as
+ * the hub raised it. Returns what the greenlet was switched back with (new reference),
+ * or NULL with an exception. */
+EVLOOP_HOT PyObject *
+evloop_hub_switch(PyObject *hub, PyObject *const *what, evloop_hub_undo undo, void *arg)
+{
+    PyObject *res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
+    if (undo != NULL)
+        undo(arg);
+    if (res == NULL && what != NULL)
+        evloop_explain_loopexit(*what, hub);
+    return res;
+}
+
+/* a Waiter's arming is the greenlet it will switch to */
+static void
+evloop_waiter_undo(void *arg)
+{
+    Py_CLEAR(((EvWaiter *)arg)->greenlet);
+}
+
 static PyObject *
 evloop_waiter_get(EvWaiter *self)
 {
@@ -358,11 +389,7 @@ evloop_waiter_get(EvWaiter *self)
         return NULL;
     }
     self->greenlet = (PyObject *)cur; /* reference moved */
-    res = PyGreenlet_Switch((PyGreenlet *)self->hub, evloop_empty_tuple, NULL);
-    Py_CLEAR(self->greenlet);
-    if (res == NULL)
-        evloop_explain_loopexit(self->what, self->hub);
-    return res;
+    return evloop_hub_switch(self->hub, &self->what, evloop_waiter_undo, self);
 }
 
 static PyObject *
@@ -573,7 +600,7 @@ static void
 evloop_disarm(EvWatcher *w)
 {
     evloop_watcher_stop_internal(w);
-    w->flags &= ~EVLOOP_W_SWITCH;
+    w->flags &= ~EVLOOP_W_HOOKED;
     Py_CLEAR(w->callback);
     Py_CLEAR(w->args);
 }
@@ -591,10 +618,10 @@ evloop_arm(EvWatcher *w, EvWaiter *waiter, PyObject *value)
     Py_INCREF(waiter);
     Py_XSETREF(w->callback, (PyObject *)waiter);
     Py_XSETREF(w->args, args);
-    w->flags |= EVLOOP_W_SWITCH;
+    w->flags |= EVLOOP_W_HOOKED;
     w->flags &= ~EVLOOP_W_PASS_EVENTS;
     if (evloop_watcher_activate(w) < 0) {
-        w->flags &= ~EVLOOP_W_SWITCH;
+        w->flags &= ~EVLOOP_W_HOOKED;
         Py_CLEAR(w->callback);
         return -1;
     }
@@ -659,15 +686,6 @@ evloop_hub_wait_timeout(PyObject *hub, EvWatcher *w, EvTimer *timer, double time
     return rc;
 }
 
-/* The loop runs in another thread (a greenlet of that thread's hub may wait on it). Its
- * state is only touched with the GIL held, so this thread may stop its watchers and queue
- * its callbacks, but must wake its poll for them to be seen. */
-static int
-evloop_loop_foreign(EvLoop *loop)
-{
-    return loop->run_depth > 0 && loop->running_thread != PyThread_get_thread_ident();
-}
-
 /* Another greenlet closed the fd a greenlet waits on: stop the watcher now (libev must
  * not see the closed fd) and raise `exc` in the waiting greenlet from the hub (also when
  * that greenlet waits in another thread's hub). */
@@ -676,7 +694,7 @@ evloop_cancel_wait(EvWatcher *w, PyObject *exc)
 {
     EvWaiter *waiter;
     PyObject *throw_, *h;
-    if (w == NULL || !(w->flags & EVLOOP_W_SWITCH) || w->callback == NULL
+    if (w == NULL || !(w->flags & EVLOOP_W_HOOKED) || w->callback == NULL
         || !Py_IS_TYPE(w->callback, &EvWaiter_Type))
         return 0;
     waiter = (EvWaiter *)w->callback;
@@ -767,6 +785,18 @@ evloop_greenlet_resume(EvLoop *loop, PyObject *g)
     return 0;
 }
 
+/* sleep(0)'s arming is its queue entry: resumed by something other than that entry, the
+ * entry still names the greenlet; disarm it */
+static void
+evloop_yield_undo(void *arg)
+{
+    EvCallback *cb = (EvCallback *)arg;
+    if (cb->callback != NULL) {
+        Py_CLEAR(cb->callback);
+        Py_CLEAR(cb->args);
+    }
+}
+
 /* sleep(0): queue "switch back to me" behind everything already queued, switch to the
  * hub. No Waiter: the queue entry names the greenlet, and is disarmed if the greenlet is
  * resumed by anything else (kill, Timeout) first. */
@@ -791,20 +821,15 @@ evloop_yield(PyObject *hub, EvLoop *loop)
         Py_DECREF(evloop_none_tuple);
         return NULL;
     }
-    cb->kind = EVLOOP_CB_GREENLET_SWITCH;
+    cb->kind = EVLOOP_CB_HOOKED;  /* run by evloop_greenlet_resume */
     evloop_queue_append(loop, cb);
-    res = PyGreenlet_Switch((PyGreenlet *)hub, evloop_empty_tuple, NULL);
-    if (cb->callback != NULL) {
-        /* resumed by something other than our queue entry: disarm it */
-        Py_CLEAR(cb->callback);
-        Py_CLEAR(cb->args);
+    {
+        PyObject *const nothing = Py_None; /* sleep(0) waits on nothing in particular */
+        res = evloop_hub_switch(hub, &nothing, evloop_yield_undo, cb);
     }
     Py_DECREF(cb);
-    if (res == NULL) {
-        if (PyErr_ExceptionMatches(evloop_exc_LoopExit))
-            evloop_explain_loopexit(Py_None, hub);
+    if (res == NULL)
         return NULL;
-    }
     Py_DECREF(res);
     Py_RETURN_NONE;
 }
@@ -1214,4 +1239,46 @@ mod_getcurrent(PyObject *m, PyObject *unused)
             return NULL;
     }
     return (PyObject *)PyGreenlet_GetCurrent();
+}
+
+/* --- the hooks the loop's dispatch calls (evloop_internal.h) ----------------------------- */
+
+/* an event of a watcher armed by evloop_arm: resume the greenlet waiting on it */
+static int
+evloop_hub_watcher_event(PyObject *callback, PyObject *value)
+{
+    return evloop_waiter_switch((EvWaiter *)callback, value);
+}
+
+static PyMethodDef evloop_hub_functions[] = {
+    {"_hub_wait", (PyCFunction)(void (*)(void))mod_hub_wait, METH_FASTCALL,
+     "_hub_wait(hub, watcher): block the current greenlet until the watcher fires"},
+    {"_sleep", (PyCFunction)(void (*)(void))mod_hub_sleep, METH_FASTCALL,
+     "_sleep(hub, loop, seconds, ref)"},
+    {"_hub_configure", mod_hub_configure, METH_VARARGS, NULL},
+    {"getcurrent", mod_getcurrent, METH_NOARGS, "greenlet.getcurrent()"},
+    {"sleep", (PyCFunction)(void (*)(void))mod_sleep, METH_FASTCALL | METH_KEYWORDS,
+     "sleep(seconds=0, ref=True)"},
+    {"_get_hub_if_exists", mod_get_hub_if_exists, METH_NOARGS, NULL},
+    {"_set_hub", (PyCFunction)(void (*)(void))mod_set_hub, METH_FASTCALL,
+     "_set_hub(hub, destroy_at_thread_exit=False)"},
+    {"_new_waiter", mod_new_waiter, METH_O, "Waiter(hub), fast"},
+    {"_greenlet_enter", (PyCFunction)(void (*)(void))mod_greenlet_enter, METH_FASTCALL,
+     "Greenlet.run() began"},
+    {"_greenlet_leave", (PyCFunction)(void (*)(void))mod_greenlet_leave, METH_FASTCALL,
+     "Greenlet.run() ended"},
+    {"_greenlets_running", mod_greenlets_running, METH_NOARGS,
+     "Greenlet.run() bodies entered and not yet left (all threads)"},
+    {NULL}
+};
+
+static int
+evloop_hub_init(PyObject *m)
+{
+    evloop_hooks.watcher_event = evloop_hub_watcher_event;
+    evloop_hooks.callback_entry = evloop_greenlet_resume; /* sleep(0)'s entry */
+    evloop_hooks.loop_leaving = evloop_hub_leaving;
+    if (evloop_add_type(m, "Waiter", &EvWaiter_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, evloop_hub_functions);
 }

@@ -4,7 +4,8 @@
  * Done in Python that raises and catches BlockingIOError on every wait and makes several
  * calls per operation. SockIO does the whole loop in one C call: the system call, the wait
  * on the fd's io watcher (with the socket's timeout), the retry — no Python exception in
- * between — and errno becomes a Python exception only through evloop_raise_errno.
+ * between — and errno becomes a Python exception only through csrc/evloop_errors.c
+ * (evloop_raise_errno, evloop_raise_timeout).
  * _sock_install puts that fast path in evloop.socket.socket's class as recv, recv_into,
  * send and sendall: `sock.recv` is a bound method that holds the socket, as the stdlib's.
  *
@@ -16,20 +17,12 @@
  * the calling thread's current one (a socket outlives hubs and moves between threads),
  * and must not accept arguments the stdlib's socket refuses: whatever the fast path does
  * not recognise is judged by the stdlib's own method (evloop_sock_check_args).
- * Included by evloop.c (one translation unit).
  */
+#include "evloop_internal.h"
 #include <poll.h>
 #include <sys/socket.h>
 
-/* the argument handling of the hot calls, inlined into them (measured: a call is 20-40
- * instructions cheaper than letting the compiler keep these out of line) */
-#if defined(__GNUC__)
-#define EVLOOP_HOT static inline __attribute__((always_inline))
-#else
-#define EVLOOP_HOT static inline
-#endif
 
-static PyObject *evloop_exc_timeout = NULL; /* socket.timeout, set by evloop.socket */
 /* a _socket.socket without a fd (evloop/_stdlib_socket.py), set by evloop.socket: the
  * judge of arguments the fast path does not take */
 static PyObject *evloop_sock_probe = NULL;
@@ -233,8 +226,7 @@ evloop_sockio_wait(EvSockIO *self, int events, double timeout)
             r = 1;
     }
     if (r == 0) {
-        PyErr_SetString(evloop_exc_timeout ? evloop_exc_timeout : PyExc_TimeoutError,
-                        "timed out");
+        evloop_raise_timeout();
         r = -1;
     }
     else if (r > 0 && self->fd < 0) { /* closed while we waited, woken by the close itself */
@@ -383,7 +375,7 @@ evloop_fd_closing(EvLoop *loop, int fd, PyObject *exc)
     /* callbacks first: feeding leaves the list as it is */
     for (wl = l->anfds[fd].head; wl; wl = wl->next) {
         EvWatcher *w = (EvWatcher *)wl->data;
-        if (wl->cb == (void *)evloop_watcher_cb && !(w->flags & EVLOOP_W_SWITCH)) {
+        if (wl->cb == (void *)evloop_watcher_cb && !(w->flags & EVLOOP_W_HOOKED)) {
             ev_feed_event(l, wl, ((ev_io *)wl)->events & (EV_READ | EV_WRITE));
             fed = 1;
         }
@@ -395,7 +387,7 @@ evloop_fd_closing(EvLoop *loop, int fd, PyObject *exc)
         EvWatcher *found = NULL;
         for (wl = l->anfds[fd].head; wl; wl = wl->next) {
             EvWatcher *w = (EvWatcher *)wl->data;
-            if (wl->cb == (void *)evloop_watcher_cb && (w->flags & EVLOOP_W_SWITCH)) {
+            if (wl->cb == (void *)evloop_watcher_cb && (w->flags & EVLOOP_W_HOOKED)) {
                 found = w;
                 break;
             }
@@ -466,8 +458,7 @@ sockio_close(EvSockIO *self, PyObject *args, PyObject *kwds)
     if (self->fd < 0)
         Py_RETURN_NONE;
     self->fd = -1;
-    exc = PyObject_CallFunction(PyExc_OSError, "is", EBADF,
-                                "File descriptor was closed in another greenlet");
+    exc = evloop_errno_exception(EBADF, "File descriptor was closed in another greenlet");
     if (exc == NULL)
         return NULL;
     /* hold them: cancelling or stopping may run code that drops this SockIO's references */
@@ -946,8 +937,7 @@ evloop_sockio_sendall(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs,
         if (self->timeout > 0.0) {
             left = deadline - ev_time();
             if (left <= 0.0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                PyErr_SetString(evloop_exc_timeout ? evloop_exc_timeout : PyExc_TimeoutError,
-                                "timed out");
+                evloop_raise_timeout();
                 goto fail;
             }
         }
@@ -1282,8 +1272,26 @@ mod_io_configure(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "OO:_io_configure", &timeout_exc, &probe))
         return NULL;
     Py_INCREF(timeout_exc);
-    Py_XSETREF(evloop_exc_timeout, timeout_exc);
+    evloop_set_timeout_exception(timeout_exc);
     Py_INCREF(probe);
     Py_XSETREF(evloop_sock_probe, probe);
     Py_RETURN_NONE;
+}
+
+static PyMethodDef evloop_io_functions[] = {
+    {"_io_configure", mod_io_configure, METH_VARARGS, NULL},
+    {"_sock_install", mod_sock_install, METH_O,
+     "_sock_install(cls): recv, recv_into, send, sendall, __del__ as C methods of cls"},
+    {"_recv", (PyCFunction)(void (*)(void))mod_recv, METH_FASTCALL,
+     "_recv(sock, bufsize): one non-blocking recv on sock.fileno(), without a large "
+     "allocation"},
+    {NULL}
+};
+
+static int
+evloop_io_init(PyObject *m)
+{
+    if (evloop_add_type(m, "SockIO", &EvSockIO_Type) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, evloop_io_functions);
 }

@@ -61,9 +61,10 @@ ffibuilder.set_source(
     #define Py_END_ALLOW_THREADS }
     #include "evloop_config.h"
     #include "ev.h"
-    int evloop_bootstrap(void);
+    #include "evloop.h"
     """,
-    sources=[_rel("csrc", "evloop.c")],
+    # one translation unit: libev and every room of the glue (csrc/evloop_unity.c says why)
+    sources=[_rel("csrc", "evloop_unity.c")],
     include_dirs=[_rel("csrc"), _rel("vendor", "libev"), _greenlet_include()],
     depends=[_rel("csrc", name) for name in sorted(os.listdir(os.path.join(ROOT, "csrc")))],
     extra_compile_args=extra_compile_args,

@@ -2,8 +2,9 @@
 
 Why it exists: it is the one module that imports the compiled extension (``evloop._ev``);
 everything above it (the hub, the integrations) uses the loop through these names. The
-types are C types defined in ``csrc/evloop.c`` — a watcher's callback is called directly
-from libev's dispatch, with no Python or cffi frame in between.
+types are C types defined in ``csrc/`` (docs/architecture.md, "The C glue's rooms") — a
+watcher's callback is called directly from libev's dispatch, with no Python or cffi frame
+in between.
 
 What it must not do: add Python-level wrappers around the hot paths (``start``,
 ``run_callback``, dispatch); anything here runs at import time or on error paths only.
@@ -41,7 +42,7 @@ if hasattr(_os, "register_at_fork"):
 # At exit (after non-daemon threads were joined, before the interpreter is finalized),
 # threads still running an evloop loop stop taking the GIL: CPython would otherwise end
 # them with pthread_exit() under the finalizing garbage collector, which crashes with
-# greenlets (csrc/evloop.c, evloop_park_if_exiting). Waits at most 0.25 s for them.
+# greenlets (csrc/evloop_errors.c, evloop_park_if_exiting). Waits at most 0.25 s for them.
 _atexit.register(_park_hub_threads, 0.25)
 
 #: Fake event passed by gevent-style code; io watchers started with ``pass_events=True``

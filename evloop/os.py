@@ -7,7 +7,7 @@ the child, and ``waitpid`` waits through a child watcher on the default loop (po
 threads that run another loop). Every other name of ``os`` is re-exported unchanged.
 
 Children are waited for through the default loop's child watchers, which reap per pid
-(``waitpid(pid, WNOHANG)`` after SIGCHLD, csrc/evloop.c): one watcher per pid somebody here
+(``waitpid(pid, WNOHANG)`` after SIGCHLD, csrc/evloop_signals.c): one watcher per pid somebody here
 waits for, so a child that others wait for (asyncio's child watchers, ``subprocess`` in
 other threads, the program's own ``os.waitpid``) keeps its status for them. Only a
 ``waitpid(-1)`` waiting here reaps any child, as ``os.waitpid(-1)`` itself would. A status
@@ -312,7 +312,7 @@ def _update_watcher(pid: int) -> None:
         cw.ref = ref
     if not cw.active:
         # starting also makes the loop look for a child that exited before
-        # (csrc/evloop.c, evloop_sigchld_install)
+        # (csrc/evloop_signals.c, evloop_sigchld_install)
         cw.start(_on_reaped, cw)
 
 
@@ -395,7 +395,7 @@ def _sigchld_handler() -> Optional[Callable[..., Any]]:
 
 
 def _chain_sigchld() -> None:
-    """evloop's SIGCHLD handler (csrc/evloop.c) displaced Python's and received a SIGCHLD:
+    """evloop's SIGCHLD handler (csrc/evloop_signals.c) displaced Python's and received a SIGCHLD:
     call the Python handler ourselves, in a new greenlet (it may block cooperatively), from
     the hub. The C core calls this once per SIGCHLD, from the default loop."""
     handler = _sigchld_handler()

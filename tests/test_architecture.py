@@ -1,5 +1,7 @@
-"""Tests for evloop's layering (docs/architecture.md, "Layers"): no import cycles among
-evloop's modules, and no module importing a layer above its own.
+"""Tests for evloop's layering (docs/architecture.md, "Layers" and "The C glue's rooms"): no
+import cycles among evloop's modules, no module importing a layer above its own, and no C
+room (csrc/evloop_*.c) using another room's function or variable that
+csrc/evloop_internal.h does not declare.
 
 The imports are read from the source with ``ast``, not by importing: every ``import`` and
 ``from ... import`` statement anywhere in a module (at the top, inside functions, under
@@ -333,3 +335,161 @@ def test_checker_finds_literal_import_module_and_relative_imports(tmp_path):
     assert import_cycles(graph, modules) == [
         "pkg.low -> pkg.sub.high (pkg/low.py:2) -> pkg.low (pkg/sub/high.py:1)   "
         "[modules in the cycle: pkg.low, pkg.sub.high]"]
+
+
+# -- the C glue's rooms (docs/architecture.md, "The C glue's rooms") --------------------------
+#
+# The glue is one translation unit (csrc/evloop_unity.c includes the rooms), so the compiler
+# lets a room call any static function of a room included before it. These tests read the
+# sources instead: a function or file-scope variable defined in one room and named in
+# another must be declared in csrc/evloop_internal.h. Definitions are found by the layout
+# every room follows: the return type alone on one line, `name(` at the start of the next
+# (and file-scope `static` variables, and the watcher types EVLOOP_WATCHER_TYPE defines).
+# Comments and string literals are blanked first, so a name in a comment is not a use.
+
+CSRC = PACKAGE_DIR.parent / "csrc"
+UNITY = "evloop_unity.c"
+HEADER = "evloop_internal.h"
+#: the rooms of the loop and below: they must not know hubs, greenlets or asyncio
+LOOP_ROOMS = ("evloop_errors.c", "evloop_signals.c", "evloop_watcher.c", "evloop_watchers.c",
+              "evloop_callbacks.c", "evloop_loop.c", "evloop_arena.c")
+#: the rooms above the loop, which reach its dispatch only through evloop_hooks
+UPPER_ROOMS = ("evloop_hub.c", "evloop_io.c", "evloop_aio.c")
+
+_C_RETURN_TYPE = re.compile(
+    r"^(?:(?:static|inline|const|struct|unsigned|EVLOOP_HOT)\s+)*[A-Za-z_]\w*[\s*]*$")
+_C_DEFINITION = re.compile(r"^([A-Za-z_]\w*)\(")
+_C_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def c_strip(text: str) -> str:
+    """C source with comments and string/char literals blanked (line numbers kept)."""
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group().count("\n"), text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r'"(?:\\.|[^"\\\n])*"', '""', text)
+    return re.sub(r"'(?:\\.|[^'\\\n])*'", "''", text)
+
+
+def c_functions(text: str) -> Dict[str, str]:
+    """{name: its return-type line} of the functions a room defines."""
+    lines = c_strip(text).split("\n")
+    found = {}
+    for before, line in zip(lines, lines[1:]):
+        match = _C_DEFINITION.match(line)
+        before = before.strip()
+        if match and before and _C_RETURN_TYPE.match(before):
+            found[match.group(1)] = before
+    return found
+
+
+def c_variables(text: str) -> Set[str]:
+    """The file-scope static variables (and EVLOOP_WATCHER_TYPE types) a room defines."""
+    text = c_strip(text)
+    found = set()
+    for match in re.finditer(r"^static\s+([^;{(]*?)(?:=[^;]*)?;|^static\s+([^;{(=]*?)=\s*\{",
+                             text, re.M):
+        for piece in (match.group(1) or match.group(2)).split(","):
+            names = re.findall(r"[A-Za-z_]\w*", re.sub(r"\[[^\]]*\]", "", piece))
+            if names:
+                found.add(names[-1])
+    found.update(re.findall(r"^EVLOOP_WATCHER_TYPE\((\w+)", text, re.M))
+    return found
+
+
+def c_rooms(csrc: Path) -> Dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(csrc.glob("*.c"))
+            if path.name != UNITY}
+
+
+def c_owners(rooms: Dict[str, str]) -> Dict[str, List[str]]:
+    """{function or variable name: the rooms that define it}"""
+    owners: Dict[str, List[str]] = {}
+    for room, text in rooms.items():
+        for name in set(c_functions(text)) | c_variables(text):
+            owners.setdefault(name, []).append(room)
+    return owners
+
+
+def c_undeclared_uses(csrc: Path) -> List[str]:
+    """"room uses name (defined in other room)" for every use across rooms of a name that
+    the internal header does not declare."""
+    rooms = c_rooms(csrc)
+    owners = c_owners(rooms)
+    declared = set(_C_IDENT.findall(c_strip((csrc / HEADER).read_text(encoding="utf-8"))))
+    problems = []
+    for room, text in rooms.items():
+        for name in sorted(set(_C_IDENT.findall(c_strip(text)))):
+            defined_in = owners.get(name, [])
+            if defined_in and room not in defined_in and name not in declared:
+                problems.append(f"{room} uses {name} (defined in {', '.join(defined_in)}) "
+                                f"without a declaration in csrc/{HEADER}")
+    return problems
+
+
+def test_c_rooms_use_only_what_the_header_declares():
+    problems = c_undeclared_uses(CSRC)
+    assert not problems, "\n".join(problems)
+
+
+def test_c_each_name_is_defined_in_one_room():
+    twice = {name: rooms for name, rooms in c_owners(c_rooms(CSRC)).items() if len(rooms) > 1}
+    assert not twice, f"defined in more than one room: {twice}"
+
+
+def test_c_functions_are_static_but_the_bootstrap():
+    exported = sorted(f"{room}: {name}" for room, text in c_rooms(CSRC).items()
+                      for name, rtype in c_functions(text).items()
+                      if not rtype.startswith(("static", "EVLOOP_HOT")))
+    assert exported == ["evloop_module.c: evloop_bootstrap"]
+
+
+def test_c_unity_file_includes_libev_then_every_room():
+    text = (CSRC / UNITY).read_text(encoding="utf-8")
+    includes = re.findall(r'^#include "([^"]+\.c)"', text, re.M)
+    assert includes[0] == "ev.c", "ev.c must come first: the rooms read libev's loop fields"
+    assert sorted(includes[1:]) == sorted(c_rooms(CSRC)), (
+        f"{UNITY} must include every room exactly once: {includes[1:]}")
+    order = includes[1:]
+    for low in LOOP_ROOMS:
+        for high in UPPER_ROOMS:
+            assert order.index(low) < order.index(high), f"{low} must come before {high}"
+
+
+def test_c_loop_rooms_know_no_hub_greenlet_or_asyncio():
+    rooms = c_rooms(CSRC)
+    owners = c_owners(rooms)
+    problems = []
+    for room in LOOP_ROOMS:
+        text = rooms[room]
+        if re.search(r"^#include\s+\"greenlet\.h\"", text, re.M):
+            problems.append(f"{room} includes greenlet.h")
+        for name in sorted(set(_C_IDENT.findall(c_strip(text)))):
+            if any(owner in UPPER_ROOMS for owner in owners.get(name, [])):
+                problems.append(f"{room} uses {name} of {owners[name]}")
+            if re.search(r"Waiter|[Gg]reenlet|^Aio|^aio_", name):
+                problems.append(f"{room} names {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_c_each_room_opens_with_why_and_must_not():
+    for room, text in sorted(c_rooms(CSRC).items()) + [(HEADER, (CSRC / HEADER).read_text())]:
+        head = text.split("*/", 1)[0]
+        assert text.startswith(f"/* {room} — "), f"{room} must open with a comment naming it"
+        assert "Why it exists" in head and "must not" in head, (
+            f"{room}'s opening comment must say why it exists and what it must not do")
+
+
+def test_c_checker_finds_an_undeclared_cross_room_use(tmp_path):
+    (tmp_path / HEADER).write_text("/* x */\nstatic int low_declared(int a);\n")
+    (tmp_path / UNITY).write_text('#include "ev.c"\n#include "low.c"\n#include "high.c"\n')
+    (tmp_path / "low.c").write_text(
+        "/* low.c */\nstatic int low_count = 0;\n\nstatic int\nlow_declared(int a)\n{\n"
+        "    return a;\n}\n\nstatic PyObject *\nlow_hidden(void)\n{\n    return NULL;\n}\n")
+    (tmp_path / "high.c").write_text(
+        "/* high.c: low_hidden() in a comment is no use */\nstatic int\nhigh(void)\n{\n"
+        "    const char *s = \"low_hidden()\";\n"
+        "    return low_declared(1) + (low_hidden() != NULL) + low_count;\n}\n")
+    assert c_undeclared_uses(tmp_path) == [
+        f"high.c uses low_count (defined in low.c) without a declaration in csrc/{HEADER}",
+        f"high.c uses low_hidden (defined in low.c) without a declaration in csrc/{HEADER}",
+    ]

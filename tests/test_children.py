@@ -1,6 +1,6 @@
 """Children's exit statuses reach whoever waits for them, whichever API started the child.
 
-evloop's child watchers reap per pid (csrc/evloop.c, evloop_children_reap): asyncio's child
+evloop's child watchers reap per pid (csrc/evloop_signals.c, evloop_children_reap): asyncio's child
 watchers, evloop.subprocess, evloop.os.waitpid, ``loop.child(pid)`` watchers, the stdlib
 ``subprocess`` in real threads and the program's own ``os.waitpid`` all get their
 children's statuses in one process. Every test runs in a fresh interpreter (SIGCHLD
