@@ -19,8 +19,9 @@ from typing import Any, Callable, Optional, Tuple
 
 from greenlet import getcurrent
 
-from evloop._waiters import TIMEOUT, ParkingLot, discard, new_waiter, timeout_seconds
-from evloop.hub import Waiter
+from evloop._waiters import (TIMEOUT, ParkingLot, current_hub, discard, new_waiter,
+                             timeout_seconds)
+from evloop.hub import Waiter, get_hub
 
 __all__ = ["Semaphore", "BoundedSemaphore", "DummySemaphore", "Lock", "RLock"]
 
@@ -76,7 +77,9 @@ class Semaphore(ParkingLot):
         if self.counter > 0 and (not blocking or not self._links):
             self.counter -= 1
             return True
-        return self._acquire_slow(blocking, timeout)
+        if not blocking:
+            return False
+        return self._block(timeout, True)
 
     def release(self) -> None:
         """Give a permit back and wake the longest-waiting greenlet (from the hub). May be
@@ -162,7 +165,7 @@ class Semaphore(ParkingLot):
                         self.counter -= 1
                     return True
                 return False
-        waiter = new_waiter(self._bind_current())
+        waiter = new_waiter(current_hub() or get_hub())
         waiter.what = self
         result = self._park(self._links, waiter, seconds)
         if result is self:

@@ -221,7 +221,7 @@ class SimpleQueue(ParkingLot):
             seconds = _queue_seconds(timeout)
             if seconds == 0:
                 return self._put_now(item)
-        waiter = _PutWaiter(self._bind_current())
+        waiter = _PutWaiter(current_hub() or get_hub())
         waiter.item = item
         waiter.what = self
         putters = self.putters
@@ -359,7 +359,7 @@ class SimpleQueue(ParkingLot):
                 if self.queue:
                     return self._take(peek)
                 raise Empty
-        waiter = new_waiter(self._bind_current())
+        waiter = new_waiter(current_hub() or get_hub())
         getters = self.getters
         try:
             result = self._park(getters, waiter, seconds)
@@ -372,7 +372,11 @@ class SimpleQueue(ParkingLot):
             raise Empty from None
         if result is self:
             # _serve resumed us because an item is there, and waits until we took it
-            return self._take(peek)
+            # (_take, inlined: a call less on the hand-off)
+            item = self._peek() if peek else self._get()
+            if self.putters and self._notifier is None:
+                self._wake()
+            return item
         if result is TIMEOUT:
             self._leave(getters, waiter)
             raise Empty
@@ -634,8 +638,6 @@ class Channel(ParkingLot):
             # with it, or fails us with Full if it has left by then
             block = False
             seconds = None
-        if hub is not self._hub:
-            self._bind(hub)
         waiter = _PutWaiter(hub)
         waiter.item = item
         waiter.block = block
@@ -686,8 +688,6 @@ class Channel(ParkingLot):
         hub = current_hub() or get_hub()
         if getcurrent() is hub:
             raise Empty
-        if hub is not self._hub:
-            self._bind(hub)
         waiter = new_waiter(hub)
         waiter.what = self
         result = self._park(self.getters, waiter, seconds)

@@ -13,8 +13,8 @@ from collections import deque
 import pytest
 
 import evloop
-from evloop._waiters import (TIMEOUT, ParkingLot, ThreadLot, discard, new_waiter,
-                             timeout_seconds)
+from evloop._waiters import (TIMEOUT, ParkingLot, ThreadLot, current_hub, discard,
+                             new_waiter, timeout_seconds)
 from evloop.exceptions import InvalidThreadUseError, LoopExit
 from evloop.lock import BoundedSemaphore, Lock, Semaphore
 from evloop.queue import Empty, LifoQueue, PriorityQueue, Queue, SimpleQueue
@@ -48,7 +48,7 @@ class Permits(ParkingLot):
         if self.count > 0 and not self.line:  # fast path 1
             self.count -= 1
             return True
-        waiter = new_waiter(self._bind_current())
+        waiter = new_waiter(current_hub() or evloop.get_hub())
         result = self._park(self.line, waiter, None if timeout is None else timeout_seconds(timeout))
         if result is self:
             self.count -= 1
