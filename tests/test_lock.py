@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from _helpers import in_thread
 
 import evloop
 from evloop.exceptions import BlockingSwitchOutError, LoopExit
@@ -366,23 +367,6 @@ def test_many_releases_from_a_thread(hub):
     assert got == n and s.counter == 0
 
 
-def _in_thread(func):
-    box = {}
-
-    def body():
-        try:
-            box["value"] = func()
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join(30)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 @pytest.mark.parametrize("make", [lambda: Semaphore(0), lambda: BoundedSemaphore(1),
                                   Lock, RLock], ids=["Semaphore", "BoundedSemaphore",
                                                      "Lock", "RLock"])
@@ -409,7 +393,7 @@ def test_release_after_the_waiters_hub_was_destroyed(hub, make):
         finally:
             new.destroy()
 
-    assert _in_thread(body) == "ok"
+    assert in_thread(body) == "ok"
 
 
 # -- BoundedSemaphore, Lock -----------------------------------------------------------------------------

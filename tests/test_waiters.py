@@ -11,6 +11,7 @@ import time
 from collections import deque
 
 import pytest
+from _helpers import in_thread
 
 import evloop
 from evloop._waiters import (TIMEOUT, ParkingLot, ThreadLot, current_hub, discard,
@@ -61,23 +62,6 @@ class Permits(ParkingLot):
         self.count += 1
         if self.line and self._notifier is None:  # fast path 2
             self._wake()
-
-
-def _in_thread(body):
-    box = {}
-
-    def run():
-        try:
-            box["value"] = body()
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(30)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def _wait_for(predicate, seconds=WAIT):
@@ -177,10 +161,10 @@ def test_waiters_of_two_hubs_are_refused_and_rebinding_when_idle_works(hub):
         finally:
             evloop.get_hub().destroy()
 
-    assert isinstance(_in_thread(other_thread), InvalidThreadUseError)
+    assert isinstance(in_thread(other_thread), InvalidThreadUseError)
     p.give()
     assert g.get(timeout=5) is True
-    assert _in_thread(other_thread) is False  # idle: rebound to the thread's hub, timed out
+    assert in_thread(other_thread) is False  # idle: rebound to the thread's hub, timed out
     assert p._hub is not hub
 
 
@@ -201,7 +185,7 @@ def test_waiters_of_a_destroyed_hub_are_dropped(hub):
         finally:
             new.destroy()
 
-    assert _in_thread(body) == "ok"
+    assert in_thread(body) == "ok"
 
 
 def test_discard_is_quiet():
