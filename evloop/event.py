@@ -17,7 +17,8 @@ Links (``rawlink``) are one-shot, as in gevent: each is called once, from the hu
 this object as argument, when the object is (or becomes) ready, and is then removed. A
 link's exception goes to the hub's ``handle_error`` and never stops the other links.
 Unlike gevent, a link already scheduled by ``set()`` still runs if it is unlinked before
-the hub gets to it.
+the hub gets to it. The line of waiters and links, its hub binding and the waiting itself
+are the parking lot's (``evloop._waiters.FlagLot``).
 """
 from typing import Any, Optional
 

@@ -11,7 +11,8 @@ in the same step in which the hub resumes it, so there is no moment at which a p
 belongs to a greenlet that has not run yet; a greenlet killed or timed out while waiting
 just leaves the queue, and the permit goes to the next waiter. ``release()`` may be
 called from another thread (it wakes the hub's loop); waiters must all belong to one hub
-at a time (InvalidThreadUseError otherwise).
+at a time (InvalidThreadUseError otherwise). The line of waiters, its hub binding, its
+wake-up from other threads and its timeouts are the parking lot's (``evloop._waiters``).
 """
 import sys
 from collections import deque

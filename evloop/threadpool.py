@@ -155,7 +155,8 @@ class _SpawnTask:
 
 class _Condition:
     """The part of ``threading.Condition`` that ``concurrent.futures`` uses, built on the
-    original ``_thread`` lock so that it works between real threads after monkey-patching."""
+    original ``_thread`` lock so that it works between real threads after monkey-patching;
+    its waiting threads park in the lot's ``ThreadLot``."""
 
     __slots__ = ("_lock", "_waiters", "acquire", "release")
 
