@@ -14,8 +14,9 @@ import pytest
 from _helpers import in_thread
 
 import evloop
-from evloop._waiters import (TIMEOUT, ParkingLot, ThreadLot, current_hub, discard,
-                             new_waiter, timeout_seconds)
+from evloop._waiters import (TIMEOUT, FlagLot, ParkingLot, ThreadLot, current_hub,
+                             discard, new_waiter, timeout_seconds)
+from evloop.event import Event
 from evloop.exceptions import InvalidThreadUseError, LoopExit
 from evloop.lock import BoundedSemaphore, Lock, Semaphore
 from evloop.queue import Empty, LifoQueue, PriorityQueue, Queue, SimpleQueue
@@ -186,6 +187,20 @@ def test_waiters_of_a_destroyed_hub_are_dropped(hub):
             new.destroy()
 
     assert in_thread(body) == "ok"
+
+
+def test_event_set_and_wait_are_the_lots_own_code_under_events_names(hub):
+    # no wrapper (a Python call on the hot path of every hand-off), but reprs and help()
+    # name Event's methods
+    assert Event.wait.__code__ is FlagLot._wait_flag.__code__
+    assert Event.set.__code__ is FlagLot._raise_flag.__code__
+    assert (Event.wait.__qualname__, Event.set.__qualname__) == ("Event.wait", "Event.set")
+    assert Event.wait.__module__ == "evloop.event"
+    e = Event()
+    g = evloop.spawn(e.wait)
+    assert "Event.wait" in repr(g)
+    e.set()
+    assert g.get(timeout=5) is True
 
 
 def test_discard_is_quiet():
