@@ -12,7 +12,8 @@ in the same step in which the hub resumes it, so there is no moment at which a p
 belongs to a greenlet that has not run yet; a greenlet killed or timed out while waiting
 just leaves the queue, and the permit goes to the next waiter. ``release()`` may be
 called from another thread (it wakes the hub's loop); waiters must all belong to one hub
-at a time (InvalidThreadUseError otherwise).
+at a time (InvalidThreadUseError otherwise). The line of waiters, its hub binding, its
+wake-up from other threads and its timeouts are the parking lot's (``evloop._waiters``).
 """
 import sys
 from collections import deque
@@ -20,15 +21,14 @@ from typing import Any, Callable, Optional, Tuple
 
 from greenlet import getcurrent
 
-from evloop.event import (_TIMEOUT, _check_rebind, _current_hub, _discard, _new_waiter,
-                          _timeout_seconds)
-from evloop.exceptions import InvalidSwitchError
-from evloop.hub import Waiter, _wait_within, get_hub
+from evloop._waiters import (TIMEOUT, ParkingLot, current_hub, discard, new_waiter,
+                             timeout_seconds)
+from evloop.hub import Waiter, get_hub
 
 __all__ = ["Semaphore", "BoundedSemaphore", "DummySemaphore", "Lock", "RLock"]
 
 
-class Semaphore:
+class Semaphore(ParkingLot):
     """A counter of permits: ``acquire()`` takes one (blocking while there is none),
     ``release()`` gives one back and wakes the longest-waiting greenlet.
 
@@ -39,7 +39,7 @@ class Semaphore:
     context manager (``with sem:``).
     """
 
-    __slots__ = ("counter", "_links", "_hub", "_schedule", "_notifier", "__weakref__")
+    __slots__ = ("counter", "_links")
 
     def __init__(self, value: int = 1, hub: Any = None) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -49,12 +49,8 @@ class Semaphore:
             raise ValueError(f"semaphore initial value must be >= 0, not {value}")
         self.counter = value
         self._links: deque = deque()  # Waiters of blocked greenlets and rawlink callbacks
-        self._hub: Any = None
-        self._schedule: Any = None     # hub.loop._run_callback_if_alive (_bind_current)
-        self._notifier: Any = None     # True while a _notify_links callback is queued
-        if hub is not None:  # gevent's argument; otherwise the hub of the first waiter
-            self._hub = hub
-            self._schedule = hub.loop._run_callback_if_alive
+        # gevent's ``hub`` argument binds it now; otherwise the hub of the first waiter
+        self._init_lot(hub)
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} at {id(self):#x} counter={self.counter} "
@@ -83,7 +79,9 @@ class Semaphore:
         if self.counter > 0 and (not blocking or not self._links):
             self.counter -= 1
             return True
-        return self._acquire_slow(blocking, timeout)
+        if not blocking:
+            return False
+        return self._block(timeout, True)
 
     def release(self) -> None:
         """Give a permit back and wake the longest-waiting greenlet (from the hub). May be
@@ -127,64 +125,30 @@ class Semaphore:
 
     def unlink(self, callback: Callable[[Any], Any]) -> None:
         """Remove a callback added by rawlink (no error if it is not linked)."""
-        _discard(self._links, callback)
+        discard(self._links, callback)
 
-    # -- internals -----------------------------------------------------------------------
+    # -- the parking lot's part ----------------------------------------------------------
 
-    def _bind_current(self) -> Any:
-        hub = _current_hub()
-        if hub is None:
-            hub = get_hub()
-        if hub is not self._hub:
-            _check_rebind(self, hub, bool(self._links) or self._notifier is not None)
-            if self._hub is not None and self._hub.loop is None:
-                self._links.clear()  # waiters of a destroyed hub never run again
-            self._hub = hub
-            # run_callback_threadsafe, except that once the loop is destroyed (with its
-            # hub) it queues nothing: the waiters still in line then are orphans of that
-            # hub, and a release() from the next hub must not fail because of them
-            self._schedule = hub.loop._run_callback_if_alive
-            self._notifier = None
-        return hub
+    def _lines(self) -> Tuple[deque, ...]:
+        return (self._links,)
 
-    def _wake(self) -> None:
-        """Queue ``_notify_links`` on the hub's loop (from any thread) and mark it queued.
+    def _serve_needed(self) -> bool:
+        return self.counter > 0 and bool(self._links)
 
-        The mark goes up *before* the callback is queued, never after: once queued, the
-        hub's thread may run the whole callback — whose ``finally`` clears the mark —
-        before a releasing thread gets the GIL back (CPython may switch threads right
-        after the call returns). Storing the returned handle then would leave a mark with
-        nothing queued behind it, and every later ``release()`` would skip the wake-up: a
-        permit counted but its waiter never woken (it times out with a permit free). A
-        mark that is cleared too early only costs a spare ``_notify_links`` call."""
-        self._notifier = True
-        try:
-            if self._schedule(self._notify_links) is None:
-                self._notifier = None  # the loop is destroyed: nothing was queued
-        except BaseException:
-            self._notifier = None
-            raise
-
-    def _notify_links(self) -> None:
-        # runs in the hub: wake links in order while a permit is free. A woken acquirer
-        # takes its permit before this loop goes on (the switch runs it until it blocks
-        # again), so the test of the counter stays exact.
+    def _serve(self) -> None:
+        # in the hub: wake links in order while a permit is free. A woken acquirer takes
+        # its permit before this loop goes on (the switch runs it until it blocks again),
+        # so the test of the counter stays exact.
         links = self._links
-        try:
-            while links and self.counter > 0:
-                link = links.popleft()
-                try:
-                    if type(link) is Waiter:
-                        link.switch(self)
-                    else:
-                        link(self)
-                except BaseException:  # noqa: BLE001 - one bad link must not stop the others
-                    self._hub.handle_error((link, self), *sys.exc_info())
-        finally:
-            self._notifier = None
-        # a release() in another thread may have seen the notifier still set just now
-        if links and self.counter > 0:
-            self._wake()
+        while links and self.counter > 0:
+            link = links.popleft()
+            try:
+                if type(link) is Waiter:
+                    link.switch(self)
+                else:
+                    link(self)
+            except BaseException:  # noqa: BLE001 - one bad link must not stop the others
+                self._hub.handle_error((link, self), *sys.exc_info())
 
     def _acquire_slow(self, blocking: bool, timeout: Any) -> bool:
         if not blocking:
@@ -196,51 +160,28 @@ class Semaphore:
         timeout. 0 or negative timeouts do not wait."""
         seconds = None
         if timeout is not None:
-            seconds = _timeout_seconds(timeout)
+            seconds = timeout_seconds(timeout)
             if seconds == 0:
                 if self.counter > 0:
                     if take:
                         self.counter -= 1
                     return True
                 return False
-        hub = self._bind_current()
-        waiter = _new_waiter(hub)
+        waiter = new_waiter(current_hub() or get_hub())
         waiter.what = self
-        links = self._links
-        links.append(waiter)
-        if self.counter > 0 and self._notifier is None:
-            # a permit is free but others were in line (their notifier is queued), or a
-            # release() in another thread raced with this append
-            self._wake()
-        try:
-            result = (waiter.get() if seconds is None
-                      else _wait_within(waiter, seconds, _TIMEOUT))
-        except BaseException:
-            self._leave(waiter)
-            raise
+        result = self._park(self._links, waiter, seconds)
         if result is self:
             if take:
                 self.counter -= 1
             return True
-        self._leave(waiter)
-        if result is _TIMEOUT:
+        if result is TIMEOUT:
+            self._leave(self._links, waiter)
             return False
-        raise InvalidSwitchError(f"Invalid switch into {type(self).__name__}.acquire(): "
-                                 f"{result!r}")
-
-    def _leave(self, waiter: Any) -> None:
-        """A waiter gives up (timeout, kill, LoopExit): leave the line; if a permit is
-        free, make sure the next in line hears of it."""
-        links = self._links
-        _discard(links, waiter)
-        if links and self.counter > 0 and self._notifier is None:
-            self._wake()
+        self._invalid_switch(self._links, waiter, "acquire", result)
+        return False  # not reached
 
     def _at_fork_reinit(self) -> None:
-        self._links.clear()
-        self._notifier = None
-        self._hub = None
-        self._schedule = None
+        self._reset_lot()
 
 
 class BoundedSemaphore(Semaphore):
@@ -292,7 +233,7 @@ class Lock(BoundedSemaphore):
         forever; a timeout with ``blocking=False`` raises ValueError, as in threading, and
         one that is not a number TypeError, even when the lock is free."""
         if timeout != -1 and timeout is not None:
-            _timeout_seconds(timeout)
+            timeout_seconds(timeout)
         if self.counter > 0 and (not blocking or not self._links):
             if not blocking and timeout is not None and timeout != -1:
                 raise ValueError("can't specify a timeout for a non-blocking call")
@@ -368,7 +309,7 @@ class RLock:
         Semaphore.acquire; one that is not a number is a TypeError even when the lock is
         free or already held (threading.RLock's behaviour)."""
         if timeout is not None:
-            _timeout_seconds(timeout)
+            timeout_seconds(timeout)
         me = getcurrent()
         if self._owner is me:
             self._count += 1

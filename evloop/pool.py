@@ -21,12 +21,12 @@ from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Option
 from greenlet import GreenletExit, getcurrent, greenlet as _greenlet
 
 from evloop.greenlet import Greenlet, joinall
+from evloop.lock import Semaphore
 from evloop.hub import Waiter, _check_throwable, _seconds, _wait_within, get_hub
 
 __all__ = ["Group", "Pool", "PoolFull"]
 
 _TIMEOUT = object()
-_WOKEN = object()
 _UNBOUNDED = sys.maxsize
 
 
@@ -53,87 +53,29 @@ def _deadline_left(hub: Any, deadline: Optional[float]) -> Optional[float]:
     return max(0.0, deadline - hub.loop.now())
 
 
-class _Slots:
-    """A counting semaphore serving waiters in FIFO order (internal to Pool and imap).
+class _Slots(Semaphore):
+    """The slots of a Pool (and of imap's ``maxsize``): a Semaphore bound to the hub that
+    creates it, serving waiters in FIFO order, whose count (``free``) may go negative
+    when the bound shrinks and may be released several at once."""
 
-    ``free`` may go negative when the bound shrinks. Releases may come from any greenlet;
-    waiters are woken from the hub (a Waiter can only be switched from there).
-    """
-
-    __slots__ = ("hub", "free", "waiters", "_scheduled")
+    __slots__ = ()
 
     def __init__(self, free: int) -> None:
-        self.hub = get_hub()
-        self.free = free
-        # entries: [waiter, takes_slot]; removed by the waiting greenlet itself
-        self.waiters: Deque[list] = deque()
-        self._scheduled = False
+        Semaphore.__init__(self, free, get_hub())
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-            return True
-        if not blocking:
-            return False
-        return self._wait(True, timeout)
+    @property
+    def free(self) -> int:
+        return self.counter
+
+    def release(self, n: int = 1) -> None:  # type: ignore[override]
+        self.counter += n
+        if self._links and self._notifier is None:
+            self._wake()
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        """Block until a slot is free (without taking it) or ``timeout``; return ``free``."""
-        if self.free > 0:
-            return self.free
-        self._wait(False, timeout)
-        return max(self.free, 0)
-
-    def release(self, n: int = 1) -> None:
-        self.free += n
-        if self.free > 0 and self.waiters:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        if getcurrent() is self.hub:
-            self._notify()
-        elif not self._scheduled:
-            self._scheduled = True
-            self.hub.loop.run_callback(self._notify)
-
-    def _wait(self, takes: bool, timeout: Optional[float]) -> bool:
-        hub = self.hub
-        if timeout is not None:
-            timeout = _seconds(timeout, "timeout")
-        waiter = Waiter(hub)
-        waiter.what = self
-        entry = [waiter, takes]
-        self.waiters.append(entry)
-        granted = False
-        try:
-            granted = (waiter.get() if timeout is None
-                       else _wait_within(waiter, timeout, _TIMEOUT)) is _WOKEN
-            return granted
-        finally:
-            if not granted:
-                try:
-                    self.waiters.remove(entry)
-                except ValueError:
-                    # already served: the wakeup was under way when we left (killed or
-                    # timed out); give back what it gave us so nobody waits for nothing
-                    if takes:
-                        self.release()
-                    elif self.free > 0 and self.waiters:
-                        self._schedule()
-
-    def _notify(self) -> None:
-        # in the hub; switching into a waiter runs it until it blocks again, and it may
-        # acquire or release re-entrantly, so re-check everything on each turn
-        self._scheduled = False
-        waiters = self.waiters
-        while waiters and self.free > 0:
-            entry = waiters.popleft()
-            if entry[1]:
-                self.free -= 1
-            try:
-                entry[0].switch(_WOKEN)
-            except BaseException:  # noqa: BLE001 - one waiter must not stop the others
-                self.hub.handle_error(self, *sys.exc_info())
+        """Block until a slot is free (without taking it) or ``timeout``; return ``free``
+        (0 if none)."""
+        return max(Semaphore.wait(self, timeout), 0)
 
 
 def _wake_all(hub: Any, waiters: List[Any]) -> None:

@@ -4,7 +4,7 @@ PriorityQueue, JoinableQueue, Channel — with gevent's names and semantics.
 Why it exists: producers and consumers in different greenlets hand items over through
 these; a ``get`` on an empty queue or a ``put`` on a full one blocks through a ``Waiter``
 (the hub's one way to block). Blocked getters and putters are served strictly in the order
-they started waiting, by one callback on the hub (``_unlock``) that moves a waiting
+they started waiting, by one callback on the hub (``_serve``, through the parking lot of ``evloop._waiters``) that moves a waiting
 putter's item into the queue and resumes it, or resumes a waiting getter, which takes its
 item before the hub goes on. A blocking call never overtakes greenlets already waiting
 (non-blocking calls take what is there).
@@ -56,14 +56,14 @@ from collections import deque
 from heapq import heapify, heappop, heappush
 import queue as _stdlib_queue
 from types import GenericAlias
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Tuple
 
 from greenlet import getcurrent
 
-from evloop.event import (_TIMEOUT, Event, _check_rebind, _current_hub, _discard,
-                          _explain_loopexit, _new_waiter)
-from evloop.exceptions import BlockingSwitchOutError, InvalidSwitchError, LoopExit
-from evloop.hub import Waiter, _seconds, _wait_within, get_hub
+from evloop._waiters import TIMEOUT, ParkingLot, current_hub, discard, new_waiter
+from evloop.event import Event
+from evloop.exceptions import BlockingSwitchOutError
+from evloop.hub import Waiter, _seconds, get_hub
 
 __all__ = ["Queue", "SimpleQueue", "LifoQueue", "PriorityQueue", "JoinableQueue",
            "Channel", "Empty", "Full", "ShutDown"]
@@ -118,7 +118,7 @@ class _PutWaiter(Waiter):
     __slots__ = ("item", "block")
 
 
-class SimpleQueue:
+class SimpleQueue(ParkingLot):
     """A FIFO queue of at most ``maxsize`` items (None or 0: unbounded).
 
     ``SimpleQueue(maxsize=None, items=())``. ``len(q)`` is ``q.qsize()``; a queue is
@@ -126,8 +126,7 @@ class SimpleQueue:
     ``_create_queue``, ``_put``, ``_get`` and ``_peek`` (items live in ``self.queue``).
     """
 
-    __slots__ = ("_maxsize", "queue", "getters", "putters", "_hub", "_schedule",
-                 "_notifier", "is_shutdown", "__weakref__")
+    __slots__ = ("_maxsize", "queue", "getters", "putters", "is_shutdown")
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -136,9 +135,7 @@ class SimpleQueue:
         self.queue = self._create_queue(items)
         self.getters: deque = deque()   # Waiters of blocked get/peek calls
         self.putters: deque = deque()   # _PutWaiters of blocked put calls
-        self._hub: Any = None
-        self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
-        self._notifier: Any = None      # True while an _unlock callback is queued
+        self._init_lot()
         self.is_shutdown = False        # Queue.shutdown() was called
 
     # -- storage (override in subclasses) ---------------------------------------------------
@@ -248,37 +245,23 @@ class SimpleQueue:
             seconds = _queue_seconds(timeout)
             if seconds == 0:
                 return self._put_now(item)
-        hub = _current_hub()
-        if hub is None:
-            hub = get_hub()
-        if hub is not self._hub:
-            self._bind(hub)
-        waiter = _PutWaiter(hub)
+        waiter = _PutWaiter(current_hub() or get_hub())
         waiter.item = item
         waiter.what = self
         putters = self.putters
-        putters.append(waiter)
-        if self._has_room() and self._notifier is None:
-            self._wake()  # room, but others were in line
         try:
-            result = (waiter.get() if seconds is None
-                      else _wait_within(waiter, seconds, _TIMEOUT))
+            result = self._park(putters, waiter, seconds)
         except BlockingSwitchOutError:
             # called from the hub: it cannot wait; let the waiting getters take what they
             # can, then put the item if there is room (gevent)
-            self._leave(putters, waiter)
-            self._unlock()
+            self._unpark()
             return self._put_now(item)
-        except BaseException:
-            self._leave(putters, waiter)
-            raise
         if result is waiter:
-            return  # _unlock put the item
-        self._leave(putters, waiter)
-        if result is _TIMEOUT:
+            return  # _serve put the item
+        if result is TIMEOUT:
+            self._leave(putters, waiter)
             raise Full
-        raise InvalidSwitchError(f"Invalid switch into {type(self).__name__}.put(): "
-                                 f"{result!r}")
+        self._invalid_switch(putters, waiter, "put", result)
 
     def _put_now(self, item: Any) -> None:
         """Put without waiting (room permitting, even if putters are in line), or Full."""
@@ -405,56 +388,28 @@ class SimpleQueue:
                 if self.queue:
                     return self._take(peek)
                 raise Empty
-        hub = _current_hub()
-        if hub is None:
-            hub = get_hub()
-        if hub is not self._hub:
-            self._bind(hub)
-        waiter = _new_waiter(hub)
+        waiter = new_waiter(current_hub() or get_hub())
         getters = self.getters
-        getters.append(waiter)
-        if self.queue and self._notifier is None:
-            self._wake()  # items, but others were in line
-        if seconds is None:
-            try:
-                result = waiter.get()
-            except BlockingSwitchOutError:
-                # called from the hub (a loop callback): it cannot wait; let waiting
-                # putters put what they can and take an item if there is one (gevent)
-                self._leave(getters, waiter)
-                self._unlock()
-                if self.queue:
-                    return self._take(peek)
-                raise Empty from None
-            except LoopExit as ex:
-                self._leave(getters, waiter)
-                raise _explain_loopexit(ex, self) from ex
-            except BaseException:
-                self._leave(getters, waiter)
-                raise
-        else:
-            try:
-                result = _wait_within(waiter, seconds, _TIMEOUT)
-            except BlockingSwitchOutError:
-                self._leave(getters, waiter)
-                self._unlock()
-                if self.queue:
-                    return self._take(peek)
-                raise Empty from None
-            except BaseException:
-                self._leave(getters, waiter)
-                raise
+        try:
+            result = self._park(getters, waiter, seconds)
+        except BlockingSwitchOutError:
+            # called from the hub (a loop callback): it cannot wait; let waiting putters
+            # put what they can and take an item if there is one (gevent)
+            self._unpark()
+            if self.queue:
+                return self._take(peek)
+            raise Empty from None
         if result is self:
-            # _unlock resumed us because an item is there, and waits until we took it
+            # _serve resumed us because an item is there, and waits until we took it
+            # (_take, inlined: a call less on the hand-off)
             item = self._peek() if peek else self._get()
             if self.putters and self._notifier is None:
                 self._wake()
             return item
-        self._leave(getters, waiter)
-        if result is _TIMEOUT:
+        if result is TIMEOUT:
+            self._leave(getters, waiter)
             raise Empty
-        raise InvalidSwitchError(f"Invalid switch into {type(self).__name__}.get(): "
-                                 f"{result!r}")
+        self._invalid_switch(getters, waiter, "get", result)
 
     def _take(self, peek: bool) -> Any:
         item = self._peek() if peek else self._get()
@@ -464,72 +419,33 @@ class SimpleQueue:
 
     # -- the hub side ------------------------------------------------------------------------
 
-    def _bind(self, hub: Any) -> None:
-        if hub is not self._hub:
-            busy = bool(self.getters or self.putters) or self._notifier is not None
-            _check_rebind(self, hub, busy)
-            if self._hub is not None and self._hub.loop is None:
-                self.getters.clear()  # waiters of a destroyed hub never run again
-                self.putters.clear()
-            self._hub = hub
-            # run_callback_threadsafe, except that once the loop is destroyed (with its
-            # hub) it queues nothing: the waiters still in line then are orphans of that
-            # hub, and a put() from the next hub must not fail because of them
-            self._schedule = hub.loop._run_callback_if_alive
-            self._notifier = None
+    def _lines(self) -> Tuple[deque, ...]:
+        return (self.getters, self.putters)
 
-    def _leave(self, line: deque, waiter: Any) -> None:
-        """A getter or putter gives up: leave the line; if what it waited for is there,
-        make sure the next in line hears of it."""
-        _discard(line, waiter)
-        if self._notifier is None and self._unlock_needed():
-            self._wake()
-
-    def _unlock_needed(self) -> bool:
+    def _serve_needed(self) -> bool:
         return bool((self.getters and self.queue) or (self.putters and self._has_room()))
 
-    def _wake(self) -> None:
-        """Queue ``_unlock`` on the hub's loop (from any thread) and mark it queued. The
-        mark goes up before the callback is queued, never after (see
-        ``Semaphore._wake``: the hub may run the whole callback, clearing the mark, before
-        a putting thread gets the GIL back to store a handle)."""
-        self._notifier = True
-        try:
-            if self._schedule(self._unlock) is None:
-                self._notifier = None  # the loop is destroyed: nothing was queued
-        except BaseException:
-            self._notifier = None
-            raise
-
-    def _unlock(self) -> None:
+    def _serve(self) -> None:
         # runs in the hub: resume waiting getters (each takes an item before this loop goes
         # on) while there are items, and move waiting putters' items in (then resume them)
         # while there is room; both in order
         getters = self.getters
         putters = self.putters
         queue = self.queue
-        try:
-            while True:
-                if getters and queue:
-                    getters.popleft().switch(self)
-                elif putters and (not self._maxsize or len(queue) < self._maxsize):
-                    putter = putters.popleft()
-                    try:
-                        self._put(putter.item)
-                    except BaseException:  # noqa: BLE001 - e.g. an unorderable item
-                        putter.throw(*sys.exc_info())
-                    else:
-                        putter.item = None
-                        putter.switch(putter)
+        while True:
+            if getters and queue:
+                getters.popleft().switch(self)
+            elif putters and (not self._maxsize or len(queue) < self._maxsize):
+                putter = putters.popleft()
+                try:
+                    self._put(putter.item)
+                except BaseException:  # noqa: BLE001 - e.g. an unorderable item
+                    putter.throw(*sys.exc_info())
                 else:
-                    break
-        except BaseException:  # noqa: BLE001 - never break the hub
-            self._hub.handle_error(self, *sys.exc_info())
-        finally:
-            self._notifier = None
-        # a put() in another thread may have seen the notifier still set just now
-        if self._unlock_needed():
-            self._wake()
+                    putter.item = None
+                    putter.switch(putter)
+            else:
+                break
 
     # -- iteration ------------------------------------------------------------------------------
 
@@ -695,7 +611,7 @@ class PriorityQueue(Queue):
         return self.queue[0]
 
 
-class Channel:
+class Channel(ParkingLot):
     """A rendezvous: holds no item; ``put`` blocks until a getter takes the item, ``get``
     blocks until a putter offers one.
 
@@ -706,7 +622,7 @@ class Channel:
     the hand-over); ``get(block=False)`` takes the item of a waiting putter.
     """
 
-    __slots__ = ("getters", "putters", "_hub", "_schedule", "_notifier", "__weakref__")
+    __slots__ = ("getters", "putters")
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -716,9 +632,7 @@ class Channel:
                              f"value) or 0, not {maxsize!r}")
         self.getters: deque = deque()   # Waiters of blocked getters
         self.putters: deque = deque()   # _PutWaiters of blocked putters (with the item)
-        self._hub: Any = None
-        self._schedule: Any = None      # hub.loop._run_callback_if_alive (see _bind)
-        self._notifier: Any = None      # True while an _unlock callback is queued
+        self._init_lot()
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} at {id(self):#x} getters[{len(self.getters)}] "
@@ -746,16 +660,11 @@ class Channel:
     def full(self) -> bool:
         return True
 
-    def _bind(self, hub: Any) -> None:
-        if hub is not self._hub:
-            busy = bool(self.getters or self.putters) or self._notifier is not None
-            _check_rebind(self, hub, busy)
-            if self._hub is not None and self._hub.loop is None:
-                self.getters.clear()
-                self.putters.clear()
-            self._hub = hub
-            self._schedule = hub.loop._run_callback_if_alive
-            self._notifier = None
+    def _lines(self) -> Tuple[deque, ...]:
+        return (self.getters, self.putters)
+
+    def _serve_needed(self) -> bool:
+        return bool(self.putters and self.getters)
 
     def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Offer ``item`` and wait until a getter takes it; Full if no getter takes it
@@ -763,7 +672,7 @@ class Channel:
         seconds = None
         if block and timeout is not None:
             seconds = _queue_seconds(timeout)
-        hub = _current_hub() or get_hub()
+        hub = current_hub() or get_hub()
         if getcurrent() is hub:
             if self.getters and not self.putters:
                 self.getters.popleft().switch(item)
@@ -772,34 +681,26 @@ class Channel:
         if not block or seconds == 0:
             if not self.getters or self.putters:
                 raise Full
-            # a getter waits: queue for the hand-over without a timer; _unlock pairs us
+            # a getter waits: queue for the hand-over without a timer; _serve pairs us
             # with it, or fails us with Full if it has left by then
             block = False
             seconds = None
-        self._bind(hub)
         waiter = _PutWaiter(hub)
         waiter.item = item
         waiter.block = block
         waiter.what = self
-        self.putters.append(waiter)
-        if self.getters and self._notifier is None:
-            self._wake()
-        try:
-            result = (waiter.get() if seconds is None
-                      else _wait_within(waiter, seconds, _TIMEOUT))
-        except BaseException:
-            # if a getter took the item already, the put happened before the exception
-            self._withdraw(waiter)
-            raise
+        # an exception leaves the line; if a getter took the item already, the put
+        # happened before the exception
+        result = self._park(self.putters, waiter, seconds)
         if result is waiter:
             return
         if result is _FAILED:
             raise Full
         if not self._withdraw(waiter):
             return  # a get() took the item before the timeout could stop the put
-        if result is _TIMEOUT:
+        if result is TIMEOUT:
             raise Full
-        raise InvalidSwitchError(f"Invalid switch into Channel.put(): {result!r}")
+        self._invalid_switch(self.putters, waiter, "put", result)
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, False)
@@ -831,73 +732,38 @@ class Channel:
             return item
         if not block or seconds == 0:
             raise Empty
-        hub = _current_hub() or get_hub()
+        hub = current_hub() or get_hub()
         if getcurrent() is hub:
             raise Empty
-        self._bind(hub)
-        waiter = _new_waiter(hub)
+        waiter = new_waiter(hub)
         waiter.what = self
-        getters = self.getters
-        getters.append(waiter)
-        if putters and self._notifier is None:
-            self._wake()
-        try:
-            result = (waiter.get() if seconds is None
-                      else _wait_within(waiter, seconds, _TIMEOUT))
-        except BaseException:
-            self._leave_getter(waiter)
-            raise
-        if result is _TIMEOUT:
-            self._leave_getter(waiter)
+        result = self._park(self.getters, waiter, seconds)
+        if result is TIMEOUT:
+            self._leave(self.getters, waiter)
             raise Empty
-        return result  # the item, handed over by _unlock
+        return result  # the item, handed over by _serve
 
     def get_nowait(self) -> Any:
         return self.get(False)
 
-    def _leave_getter(self, waiter: Any) -> None:
-        _discard(self.getters, waiter)
-        if self.getters and self.putters and self._notifier is None:
-            self._wake()
-
-    def _wake(self) -> None:
-        """Queue ``_unlock`` on the hub's loop (from any thread) and mark it queued. The
-        mark goes up before the callback is queued, never after (see
-        ``Semaphore._wake``: the hub may run the whole callback, clearing the mark, before
-        a putting thread gets the GIL back to store a handle)."""
-        self._notifier = True
-        try:
-            if self._schedule(self._unlock) is None:
-                self._notifier = None  # the loop is destroyed: nothing was queued
-        except BaseException:
-            self._notifier = None
-            raise
-
-    def _unlock(self) -> None:
+    def _serve(self) -> None:
         # runs in the hub: pair waiting putters with waiting getters, in order; the getter
         # resumes with the item first, then the putter; non-blocking putters left without a
         # getter fail with Full
         getters = self.getters
         putters = self.putters
-        try:
-            while putters and getters:
-                getter = getters.popleft()
-                putter = putters.popleft()
-                item = putter.item
+        while putters and getters:
+            getter = getters.popleft()
+            putter = putters.popleft()
+            item = putter.item
+            putter.item = None
+            getter.switch(item)
+            putter.switch(putter)
+        if putters and not getters:
+            for putter in [p for p in putters if not p.block]:
+                discard(putters, putter)
                 putter.item = None
-                getter.switch(item)
-                putter.switch(putter)
-            if putters and not getters:
-                for putter in [p for p in putters if not p.block]:
-                    _discard(putters, putter)
-                    putter.item = None
-                    putter.switch(_FAILED)
-        except BaseException:  # noqa: BLE001 - never break the hub
-            self._hub.handle_error(self, *sys.exc_info())
-        finally:
-            self._notifier = None
-        if putters and getters and self._notifier is None:
-            self._wake()
+                putter.switch(_FAILED)
 
     def __iter__(self) -> Iterator[Any]:
         return self

@@ -34,6 +34,7 @@ from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Option
 from greenlet import getcurrent
 
 from evloop._originals import get_original
+from evloop._waiters import ThreadLot
 from evloop.event import AsyncResult
 from evloop.hub import (Waiter, _get_hub_if_exists, _main_thread_ident, _own_thread_state,
                         get_hub)
@@ -154,13 +155,14 @@ class _SpawnTask:
 
 class _Condition:
     """The part of ``threading.Condition`` that ``concurrent.futures`` uses, built on the
-    original ``_thread`` lock so that it works between real threads after monkey-patching."""
+    original ``_thread`` lock so that it works between real threads after monkey-patching;
+    its waiting threads park in the lot's ``ThreadLot``."""
 
     __slots__ = ("_lock", "_waiters", "acquire", "release")
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()
-        self._waiters: List[Any] = []
+        self._waiters = ThreadLot()
         self.acquire = self._lock.acquire
         self.release = self._lock.release
 
@@ -171,20 +173,7 @@ class _Condition:
         self._lock.release()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        waiter = _allocate_lock()
-        waiter.acquire()
-        self._waiters.append(waiter)
-        self._lock.release()
-        try:
-            if timeout is None:
-                return waiter.acquire()
-            return waiter.acquire(True, max(0.0, timeout))
-        finally:
-            self._lock.acquire()
-            try:
-                self._waiters.remove(waiter)
-            except ValueError:
-                pass
+        return self._waiters.park(self._lock.release, self._lock.acquire, timeout)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: Optional[float] = None) -> Any:
         result = predicate()
@@ -196,15 +185,10 @@ class _Condition:
         return result
 
     def notify(self, n: int = 1) -> None:
-        for waiter in self._waiters[:n]:
-            try:
-                waiter.release()
-            except RuntimeError:
-                pass
-            self._waiters.remove(waiter)
+        self._waiters.unpark(n)
 
     def notify_all(self) -> None:
-        self.notify(len(self._waiters))
+        self._waiters.unpark(len(self._waiters))
 
     notifyAll = notify_all
 

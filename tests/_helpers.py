@@ -14,6 +14,7 @@ import ssl as stdlib_ssl
 import subprocess
 import sys
 import textwrap
+import threading
 from typing import Dict, Optional, Sequence
 
 import pytest
@@ -38,6 +39,25 @@ def closed_fd():
 
 
 # -- greenlets that prove the hub kept running -------------------------------------------
+
+def in_thread(func):
+    """Call ``func()`` in a new OS thread and wait for it (30 s at most); return its value,
+    or raise its exception here."""
+    box = {}
+
+    def body():
+        try:
+            box["value"] = func()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
 
 class Ticker:
     """A greenlet counting sleeps of ``interval``: proof that the hub keeps running other

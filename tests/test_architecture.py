@@ -34,9 +34,9 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("binding", ("evloop._build", "evloop._ev", "evloop._cext")),
     ("core", ("evloop.core",)),
     ("hub", ("evloop.hub",)),
-    ("greenlet API", ("evloop", "evloop.greenlet", "evloop.timeout", "evloop.event",
-                      "evloop.lock", "evloop.queue", "evloop.pool", "evloop.local",
-                      "evloop.threadpool", "evloop.util")),
+    ("greenlet API", ("evloop", "evloop.greenlet", "evloop.timeout", "evloop._waiters",
+                      "evloop.event", "evloop.lock", "evloop.queue", "evloop.pool",
+                      "evloop.local", "evloop.threadpool", "evloop.util")),
     ("I/O", ("evloop.resolver", "evloop.socket", "evloop.ssl", "evloop.select",
              "evloop.selectors", "evloop.os", "evloop.signal", "evloop.subprocess",
              "evloop.server", "evloop.threading", "evloop._stdlib_multiprocessing",
@@ -268,6 +268,35 @@ def test_only_core_imports_the_binding(evloop_graph):
     for extension in EXTENSIONS:
         importers = sorted(m for m, targets in evloop_graph.items() if extension in targets)
         assert importers == ["evloop.core"], f"{extension} imported by {importers}"
+
+
+#: modules whose private names no other module may import: the blocking primitives share
+#: their machinery through evloop._waiters (the parking lot), not through each other
+PRIMITIVES = ("evloop.event", "evloop.lock", "evloop.queue", "evloop.pool")
+
+
+def private_imports_of(modules: Dict[str, Path], sources: Sequence[str]) -> List[str]:
+    """``from <source> import _name`` statements, anywhere in ``modules``, for each of
+    ``sources`` (the module itself excepted), as "module:line: name"."""
+    found = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, _ in _walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level \
+                    and node.module in sources and node.module != module:
+                found += [f"{module}:{node.lineno}: {node.module}.{alias.name}"
+                          for alias in node.names if alias.name.startswith("_")]
+    return found
+
+
+def test_no_module_imports_private_names_of_a_primitive(evloop_modules):
+    assert private_imports_of(evloop_modules, PRIMITIVES) == []
+
+
+def test_private_import_checker_finds_one(tmp_path):
+    modules = _package(tmp_path, {"__init__.py": "", "event.py": "_x = 1\n",
+                                  "lock.py": "from pkg.event import Event, _x\n"})
+    assert private_imports_of(modules, ("pkg.event",)) == ["pkg.lock:1: pkg.event._x"]
 
 
 def _doc_layers() -> List[Tuple[str, Set[str]]]:

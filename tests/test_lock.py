@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from _helpers import in_thread
 
 import evloop
 from evloop.exceptions import BlockingSwitchOutError, LoopExit
@@ -358,88 +359,6 @@ def test_many_releases_from_a_thread(hub):
     assert got == n and s.counter == 0
 
 
-
-def _hub_runs_first_wakeup_before_schedule_returns(obj):
-    """Replace ``obj._schedule`` so that its first call, from a releasing thread, returns
-    only after the hub has run the whole queued callback: the interleaving in which the
-    thread loses the GIL right after queueing the wake-up and before its next bytecode
-    (seen on a loaded machine). Returns the threading.Event set when that callback ended."""
-    real = obj._schedule
-    ran = threading.Event()
-    calls = []
-
-    def schedule(func, *args):
-        calls.append(func)
-        if len(calls) > 1:
-            return real(func, *args)
-
-        def whole(*a):
-            try:
-                func(*a)
-            finally:
-                ran.set()
-
-        handle = real(whole, *args)
-        ran.wait(10)
-        return handle
-
-    obj._schedule = schedule
-    return ran
-
-
-def _wait_for(predicate, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
-
-
-def test_release_from_a_thread_that_loses_the_gil_after_queueing_the_wakeup(hub):
-    # release() from a thread used to store the handle of the queued _notify_links in
-    # _notifier after the call returned. The hub could run that callback (which clears
-    # _notifier) in between; the handle stored after it looked like a pending wake-up, so
-    # every later release() skipped waking the hub: the next acquire timed out although a
-    # permit was free (test_many_releases_from_a_thread: got == 199 under load).
-    s = Semaphore(0)
-    assert s.acquire(timeout=0.001) is False  # binds s to this hub
-    ran = _hub_runs_first_wakeup_before_schedule_returns(s)
-
-    def releaser():
-        _wait_for(lambda: s.linkcount() == 1)  # the first acquire waits
-        s.release()
-        _wait_for(lambda: s.linkcount() == 1)  # the second acquire waits
-        s.release()
-
-    t = threading.Thread(target=releaser)
-    t.start()
-    try:
-        assert s.acquire(timeout=10) is True
-        start = time.monotonic()
-        second = s.acquire(timeout=5)
-        elapsed = time.monotonic() - start
-    finally:
-        t.join()
-    assert ran.is_set()
-    assert second is True and elapsed < 4, (second, elapsed, s.counter)
-    assert s.counter == 0
-
-def _in_thread(func):
-    box = {}
-
-    def body():
-        try:
-            box["value"] = func()
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join(30)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 @pytest.mark.parametrize("make", [lambda: Semaphore(0), lambda: BoundedSemaphore(1),
                                   Lock, RLock], ids=["Semaphore", "BoundedSemaphore",
                                                      "Lock", "RLock"])
@@ -466,7 +385,7 @@ def test_release_after_the_waiters_hub_was_destroyed(hub, make):
         finally:
             new.destroy()
 
-    assert _in_thread(body) == "ok"
+    assert in_thread(body) == "ok"
 
 
 # -- BoundedSemaphore, Lock -----------------------------------------------------------------------------

@@ -366,65 +366,6 @@ def test_put_from_another_thread_on_an_unbounded_queue(hub, cls):
     assert got == list(range(n))
 
 
-@pytest.mark.parametrize("cls", [SimpleQueue, Queue, LifoQueue])
-def test_put_from_a_thread_that_loses_the_gil_after_queueing_the_wakeup(hub, cls):
-    # put() from a thread used to store the handle of the queued _unlock in _notifier
-    # after the call returned; if the hub ran that callback (clearing _notifier) in
-    # between, the stale handle made every later put() skip waking the hub, and a waiting
-    # get() timed out with an item in the queue. The first _schedule call here returns
-    # only once the hub has run the whole callback: that interleaving, forced.
-    q = cls()
-    with pytest.raises(Empty):
-        q.get(timeout=0.001)  # binds q to this hub
-    real = q._schedule
-    ran = threading.Event()
-    calls = []
-
-    def schedule(func, *args):
-        calls.append(func)
-        if len(calls) > 1:
-            return real(func, *args)
-
-        def whole(*a):
-            try:
-                func(*a)
-            finally:
-                ran.set()
-
-        handle = real(whole, *args)
-        ran.wait(10)
-        return handle
-
-    q._schedule = schedule
-
-    def wait_for_getter():
-        deadline = time.monotonic() + 10
-        while not q.getters:
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-
-    def producer():
-        wait_for_getter()
-        q.put(1)
-        wait_for_getter()
-        q.put(2)
-
-    t = threading.Thread(target=producer)
-    t.start()
-    try:
-        assert q.get(timeout=10) == 1
-        start = time.monotonic()
-        try:
-            second = q.get(timeout=5)
-        except Empty:
-            second = "Empty"
-        elapsed = time.monotonic() - start
-    finally:
-        t.join()
-    assert ran.is_set()
-    assert second == 2 and elapsed < 4, (second, elapsed)
-
-
 @pytest.mark.parametrize("cls", [Queue, LifoQueue, PriorityQueue, SimpleQueue])
 @pytest.mark.allow_leftovers("greenlets", reason="the waiter's greenlet belongs to the destroyed "
                              "hub and stays suspended for ever; that is the point")
