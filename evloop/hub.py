@@ -349,6 +349,16 @@ class Hub(greenlet):
             self._threadpool = pool_class(get_config().threadpool_size, hub=self)
         return self._threadpool
 
+    @threadpool.setter
+    def threadpool(self, pool: Any) -> None:
+        # as gevent: the hub uses ``pool`` from now on (None: a new default one at next
+        # use); the previous pool is not killed, it may still be in use by its holder
+        self._threadpool = pool
+
+    @threadpool.deleter
+    def threadpool(self) -> None:
+        self._threadpool = None
+
     @property
     def resolver(self) -> Any:
         """This hub's resolver (a ``resolver_class``), created on first use; by default the
