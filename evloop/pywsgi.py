@@ -151,7 +151,7 @@ class _Protocol:
     order; body bytes go to the request being received (``current``)."""
 
     __slots__ = ("parser", "queue", "current", "url", "headers", "head_size", "in_head",
-                 "max_body_size")
+                 "max_body_size", "soft_upgrade")
 
     def __init__(self, max_body_size: Optional[int]) -> None:
         self.parser = httptools.HttpRequestParser(self)
@@ -162,8 +162,13 @@ class _Protocol:
         self.head_size = 0
         self.in_head = False
         self.max_body_size = max_body_size
+        #: a request gevent takes for an Upgrade and llhttp does not (below)
+        self.soft_upgrade: Optional[_Request] = None
 
     def on_message_begin(self) -> None:
+        # bytes followed the one-header Upgrade request in the same read: they were parsed
+        # as HTTP, so it can only be an ordinary request
+        self.soft_upgrade = None
         self.in_head = True
         self.head_size = 0
 
@@ -193,8 +198,9 @@ class _Protocol:
         self.url = b""
         self.headers = []
         self.in_head = False
+        soft_upgrade = False
         for name, value in headers:
-            if len(name) in (6, 14, 17):
+            if len(name) in (6, 7, 10, 14, 17):
                 lname = name.lower()
                 if lname == b"content-length":
                     # llhttp has checked it is one decimal number
@@ -203,6 +209,16 @@ class _Protocol:
                     req.chunked = value.strip().lower().endswith(b"chunked")
                 elif lname == b"expect":
                     req.expect_continue = value.strip().lower() == b"100-continue"
+                elif lname == b"connection":
+                    soft_upgrade = soft_upgrade or value.strip().lower() == b"upgrade"
+                elif lname == b"upgrade":
+                    soft_upgrade = soft_upgrade or value.strip().lower() == b"websocket"
+        if soft_upgrade and not req.upgrade and req.content_length is None and \
+                not req.chunked:
+            # gevent takes "Connection: upgrade" or "Upgrade: websocket" alone for an
+            # Upgrade; llhttp needs both and goes on parsing HTTP. It becomes one (in
+            # WSGIHandler._feed) if nothing follows its head in this read.
+            self.soft_upgrade = req
         limit = self.max_body_size
         if limit is not None and req.content_length is not None and req.content_length > limit:
             req.too_large = True
@@ -721,6 +737,13 @@ class WSGIHandler:
         proto = self._proto
         try:
             proto.parser.feed_data(data)
+            if proto.soft_upgrade is not None:
+                # as an Upgrade: no more HTTP on this connection, the rest is the rfile's
+                proto.soft_upgrade.upgrade = True
+                proto.soft_upgrade = None
+                proto.parser = None
+                if self.server.header_timeout is not None:
+                    self.socket.settimeout(None)
         except httptools.HttpParserUpgrade as ex:
             # the rest belongs to the new protocol: it is the rfile's, and no more HTTP
             # is parsed on this connection
@@ -731,6 +754,7 @@ class WSGIHandler:
         except httptools.HttpParserError as ex:
             cause = ex.__context__
             proto.parser = None
+            proto.soft_upgrade = None
             if isinstance(cause, _ClientError):
                 error: BaseException = cause
             elif proto.in_head or proto.current is None or proto.current.complete:

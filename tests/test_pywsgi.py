@@ -905,6 +905,40 @@ def test_upgrade_leaves_the_raw_socket_to_the_handler(impl, serve):
     assert requests.get(served.url, timeout=10).content == HELLO
 
 
+@pytest.mark.parametrize("header", [b"Connection: upgrade", b"Upgrade: websocket"])
+def test_one_header_upgrade_is_an_upgrade_as_in_gevent(impl, serve, header):
+    # gevent takes either header alone for an Upgrade (llhttp needs both): wsgi.input is
+    # the raw connection, not terminated; what the client sends next is the application's
+    seen = {}
+
+    def app(environ, start_response):
+        seen["terminated"] = environ["wsgi.input_terminated"]
+        seen["next"] = environ["wsgi.input"].readline()
+        start_response("101 Switching Protocols", [("Upgrade", "websocket")])
+        return []
+
+    served = serve(impl, app)
+    with served.connect() as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: h\r\n" + header + b"\r\n\r\n")
+        time.sleep(0.2)  # the head arrives alone, as a client waiting for 101 sends it
+        s.sendall(b"raw protocol line\n")
+        status, _, _, _ = read_response(s)
+    assert status == "HTTP/1.1 101 Switching Protocols"
+    assert seen == {"terminated": False, "next": b"raw protocol line\n"}
+
+
+def test_one_header_upgrade_followed_by_a_request_in_the_same_read_is_ordinary(serve):
+    # evloop only: the bytes after the head were already parsed as HTTP by llhttp, so the
+    # request is answered as an ordinary one and the next request too (gevent would hand
+    # the second request's bytes to the first as its raw stream)
+    served = serve("evloop", hello_app)
+    with served.connect() as s:
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n"
+                  b"GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        data = recv_until_closed(s)
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and data.count(HELLO) == 2
+
+
 def test_gevent_websocket_handler_runs_on_evloop():
     """gevent-websocket's own WebSocketHandler (it subclasses gevent.pywsgi.WSGIHandler,
     so the program maps that module to evloop.pywsgi before importing it) serving an echo
