@@ -67,7 +67,6 @@ class _Frame:
     __slots__ = ("f_code", "f_lineno", "f_back")
 
     f_globals = None  # linecache then reads the file by its name
-    f_locals: dict = {}
 
     def __init__(self, frame: Any) -> None:
         self.f_code = frame.f_code
