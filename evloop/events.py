@@ -1,8 +1,9 @@
 """evloop.events: publish/subscribe of things that happen in the process (gevent's
 ``gevent.events``).
 
-Why it exists: monitoring and plugins want to hear when the event loop is blocked, when a
-hub or its monitor thread starts, and before/after ``evloop.monkey`` patches something
+Why it exists: monitoring and plugins want to hear when the event loop is blocked, when
+the process's memory passes a limit (and drops back), when a hub or its monitor thread
+starts, and before/after ``evloop.monkey`` patches something
 (a will-patch subscriber may veto with ``DoNotPatch``). evloop publishes an event object by
 calling every callable in ``subscribers`` with it (``notify``); patch events also go to the
 functions registered under the event's ``ENTRY_POINT_NAME`` entry-point group
