@@ -13,6 +13,9 @@ starts a loop.
 | EVLOOP_THREADPOOL_SIZE | maximum threads in the hub's thread pool | 10 |
 | EVLOOP_RESOLVER | name resolution: thread (the thread pool), ares (pycares), block | thread |
 | EVLOOP_FILE | the kind ``evloop.fileobject.FileObject`` is: posix, thread, block, or a "module.Class" name (read when evloop.fileobject is first imported) | posix (thread without fcntl) |
+| EVLOOP_TRACK_GREENLET_TREE | 1/true/yes/on: each Greenlet records its spawning stack and takes its spawn_tree_locals at spawn, as gevent's ``config.track_greenlet_tree`` (read at the first spawn) | off |
+| EVLOOP_MAX_MEMORY_USAGE | bytes of RSS above which the monitor thread (when started) publishes MemoryUsageThresholdExceeded, as gevent's ``config.max_memory_usage`` | none |
+| EVLOOP_MEMORY_MONITOR_PERIOD | seconds between the monitor's memory checks | 5 |
 """
 import os
 from typing import Optional
@@ -35,7 +38,10 @@ VARIABLES = (("EVLOOP_BACKEND", "backend"),
              ("EVLOOP_MAX_BLOCKING_TIME", "max_blocking_time"),
              ("EVLOOP_THREADPOOL_SIZE", "threadpool_size"),
              ("EVLOOP_RESOLVER", "resolver"),
-             ("EVLOOP_FILE", "fileobject"))
+             ("EVLOOP_FILE", "fileobject"),
+             ("EVLOOP_TRACK_GREENLET_TREE", "track_greenlet_tree"),
+             ("EVLOOP_MAX_MEMORY_USAGE", "max_memory_usage"),
+             ("EVLOOP_MEMORY_MONITOR_PERIOD", "memory_monitor_period"))
 
 _FILEOBJECTS = ("posix", "thread", "block")
 
@@ -55,6 +61,13 @@ class Config:
             "EVLOOP_THREADPOOL_SIZE", env.get("EVLOOP_THREADPOOL_SIZE"), 10, integer=True))
         self.resolver: str = self._resolver(env.get("EVLOOP_RESOLVER"))
         self.fileobject: str = self._fileobject(env.get("EVLOOP_FILE"))
+        self.track_greenlet_tree: bool = self._bool("EVLOOP_TRACK_GREENLET_TREE",
+                                                    env.get("EVLOOP_TRACK_GREENLET_TREE"))
+        raw = env.get("EVLOOP_MAX_MEMORY_USAGE")
+        self.max_memory_usage: Optional[int] = None if raw is None or not raw.strip() else \
+            int(self._positive("EVLOOP_MAX_MEMORY_USAGE", raw, 0, integer=True))
+        self.memory_monitor_period: float = self._positive(
+            "EVLOOP_MEMORY_MONITOR_PERIOD", env.get("EVLOOP_MEMORY_MONITOR_PERIOD"), 5.0)
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:

@@ -1,8 +1,9 @@
 """evloop.events: publish/subscribe of things that happen in the process (gevent's
 ``gevent.events``).
 
-Why it exists: monitoring and plugins want to hear when the event loop is blocked, when a
-hub or its monitor thread starts, and before/after ``evloop.monkey`` patches something
+Why it exists: monitoring and plugins want to hear when the event loop is blocked, when
+the process's memory passes a limit (and drops back), when a hub or its monitor thread
+starts, and before/after ``evloop.monkey`` patches something
 (a will-patch subscriber may veto with ``DoNotPatch``). evloop publishes an event object by
 calling every callable in ``subscribers`` with it (``notify``); patch events also go to the
 functions registered under the event's ``ENTRY_POINT_NAME`` entry-point group
@@ -39,6 +40,8 @@ __all__ = [
     "IEvloopWillPatchAllEvent", "EvloopWillPatchAllEvent",
     "IEvloopDidPatchBuiltinModulesEvent", "EvloopDidPatchBuiltinModulesEvent",
     "IEvloopDidPatchAllEvent", "EvloopDidPatchAllEvent",
+    "IMemoryUsageThresholdExceeded", "MemoryUsageThresholdExceeded",
+    "IMemoryUsageUnderThreshold", "MemoryUsageUnderThreshold",
     # gevent's names for the same classes
     "IGeventPatchEvent", "GeventPatchEvent",
     "IGeventWillPatchEvent", "GeventWillPatchEvent",
@@ -101,6 +104,55 @@ class EventLoopBlocked(IEventLoopBlocked):
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} greenlet={self.greenlet!r} "
                 f"blocking_time={self.blocking_time:.3f} hub={self.hub!r}>")
+
+
+class IMemoryUsageThresholdExceeded:
+    """Emitted (in the monitor thread) when the process's memory usage is above
+    ``EVLOOP_MAX_MEMORY_USAGE``, each check while it keeps growing. Attributes:
+    ``mem_usage`` (bytes: the resident set size), ``max_allowed`` (bytes),
+    ``memory_info`` (the figures read from ``/proc/self/statm``, in bytes, named as
+    psutil's ``memory_info()``: ``rss``, ``vms``, ``shared``, ``text``, ``lib``, ``data``,
+    ``dirty``)."""
+
+    mem_usage: int
+    max_allowed: int
+    memory_info: Any
+
+
+class _AbstractMemoryEvent:
+    def __init__(self, mem_usage: int, max_allowed: int, memory_info: Any) -> None:
+        self.mem_usage = mem_usage
+        self.max_allowed = max_allowed
+        self.memory_info = memory_info
+
+    def __repr__(self) -> str:
+        # gevent's format
+        return (f"<{type(self).__name__} used={self.mem_usage:d} max={self.max_allowed:d} "
+                f"details={self.memory_info!r}>")
+
+
+class MemoryUsageThresholdExceeded(_AbstractMemoryEvent, IMemoryUsageThresholdExceeded):
+    """The event ``IMemoryUsageThresholdExceeded`` describes."""
+
+
+class IMemoryUsageUnderThreshold:
+    """Emitted (in the monitor thread) the first check the memory usage is back under
+    ``EVLOOP_MAX_MEMORY_USAGE`` after a ``MemoryUsageThresholdExceeded``. Attributes as
+    that event's, and ``max_memory_usage``: the usage the last exceeded event reported."""
+
+    mem_usage: int
+    max_allowed: int
+    max_memory_usage: int
+    memory_info: Any
+
+
+class MemoryUsageUnderThreshold(_AbstractMemoryEvent, IMemoryUsageUnderThreshold):
+    """The event ``IMemoryUsageUnderThreshold`` describes."""
+
+    def __init__(self, mem_usage: int, max_allowed: int, memory_info: Any,
+                 max_usage: int) -> None:
+        _AbstractMemoryEvent.__init__(self, mem_usage, max_allowed, memory_info)
+        self.max_memory_usage = max_usage
 
 
 class IPeriodicMonitorThreadStartedEvent:

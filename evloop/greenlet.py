@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
+from evloop._config import get_config
 from evloop.core import _greenlet_enter, _greenlet_leave
 from evloop.exceptions import InvalidSwitchError
 from evloop.hub import Waiter, _check_throwable, _seconds, _wait_within, get_hub
@@ -50,6 +51,54 @@ def _no_spawner() -> None:
     return None
 
 
+#: EVLOOP_TRACK_GREENLET_TREE (gevent's config.track_greenlet_tree): read from the
+#: configuration at the first spawn (not at import, which must not read the environment;
+#: until then it is _UNREAD, which is true so that the first spawn reads it)
+_UNREAD: Any = object()
+_track_tree: Any = _UNREAD
+#: Greenlet -> its spawning stack (the newest _Frame), when the tree is tracked
+_spawn_stacks: "_WeakKeyDictionary[Any, Any]" = _WeakKeyDictionary()
+
+
+class _Frame:
+    """One frame of a recorded spawning stack: what ``traceback.format_stack`` reads of a
+    frame, without keeping the frame (and its locals) alive."""
+
+    __slots__ = ("f_code", "f_lineno", "f_back")
+
+    f_globals = None  # linecache then reads the file by its name
+
+    def __init__(self, frame: Any) -> None:
+        self.f_code = frame.f_code
+        self.f_lineno = frame.f_lineno
+        self.f_back = None
+
+
+def _record_spawn(glet: "Greenlet") -> None:
+    """Record at spawn what gevent's track_greenlet_tree records: the spawning stack (from
+    the caller of Greenlet(...), at most ``spawning_stack_limit`` frames) and the
+    spawn_tree_locals shared with the spawner."""
+    global _track_tree
+    if _track_tree is _UNREAD:
+        _track_tree = get_config().track_greenlet_tree
+        if not _track_tree:
+            return
+    limit = glet.spawning_stack_limit
+    frame: Any = sys._getframe(2)  # the caller of Greenlet.__init__ (as gevent's)
+    newest = older = None
+    while limit > 0 and frame is not None:
+        limit -= 1
+        entry = _Frame(frame)
+        if older is None:
+            newest = entry
+        else:
+            older.f_back = entry
+        older = entry
+        frame = frame.f_back
+    _spawn_stacks[glet] = newest
+    glet.spawn_tree_locals  # taken now, as gevent does, not at first use
+
+
 def _kill(glet: "Greenlet", exception: Any, waiter: Optional[Waiter]) -> None:
     # runs in the hub
     try:
@@ -72,9 +121,9 @@ class Greenlet(greenlet):
     __slots__ = ("_run", "args", "kwargs", "_links", "_hub", "value", "_exc_info",
                  "_notifier", "_start_event", "_ident", "_name")
 
-    #: gevent records the stack that spawned each greenlet; evloop does not (it would cost
-    #: on every spawn), so this is always None
-    spawning_stack = None
+    #: how many frames of the spawning stack are recorded when the spawn tree is tracked
+    #: (gevent's attribute and default)
+    spawning_stack_limit = 10
 
     def __init__(self, run: Optional[Callable[..., Any]] = None, *args: Any,
                  **kwargs: Any) -> None:
@@ -106,6 +155,8 @@ class Greenlet(greenlet):
         spawner = getcurrent()
         if type(spawner) not in _UNRECORDED_SPAWNERS:  # isinstance() costs 1% more
             _spawners[self] = _wref(spawner)
+        if _track_tree:  # off, it costs a spawn one global lookup (0.2%)
+            _record_spawn(self)
 
     # -- state -------------------------------------------------------------------------
 
@@ -134,6 +185,13 @@ class Greenlet(greenlet):
     @spawn_tree_locals.setter
     def spawn_tree_locals(self, value: dict) -> None:
         _tree_locals[self] = value
+
+    @property
+    def spawning_stack(self) -> Any:
+        """The stack that spawned this greenlet (its newest ``spawning_stack_limit``
+        frames, as frame-like objects ``traceback.format_stack`` takes), recorded only when
+        ``EVLOOP_TRACK_GREENLET_TREE`` is on (gevent records it by default); else None."""
+        return _spawn_stacks.get(self)
 
     @property
     def loop(self):

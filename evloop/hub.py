@@ -17,6 +17,7 @@ import threading
 import time
 from threading import Event as _RealEvent, Thread as _RealThread
 import traceback
+from collections import namedtuple
 from _thread import get_ident, get_native_id
 from typing import Any, Callable, Dict, Optional
 
@@ -348,6 +349,16 @@ class Hub(greenlet):
             self._threadpool = pool_class(get_config().threadpool_size, hub=self)
         return self._threadpool
 
+    @threadpool.setter
+    def threadpool(self, pool: Any) -> None:
+        # as gevent: the hub uses ``pool`` from now on (None: a new default one at next
+        # use); the previous pool is not killed, it may still be in use by its holder
+        self._threadpool = pool
+
+    @threadpool.deleter
+    def threadpool(self) -> None:
+        self._threadpool = None
+
     @property
     def resolver(self) -> Any:
         """This hub's resolver (a ``resolver_class``), created on first use; by default the
@@ -597,9 +608,27 @@ class signal_handler:
         return f"<signal_handler signum={self.signum} handler={self.handler!r}>"
 
 
+#: what /proc/self/statm holds, in bytes, named as psutil's memory_info() on Linux
+_MemoryInfo = namedtuple("_MemoryInfo", "rss vms shared text lib data dirty")
+_STATM = "/proc/self/statm"
+
+
+def _memory_info() -> _MemoryInfo:
+    """The process's memory figures from /proc/self/statm (Linux; OSError elsewhere).
+    psutil is not a dependency: RSS is what gevent falls back to where psutil has no USS."""
+    with open(_STATM, "rb") as statm:
+        size, resident, shared, text, lib, data, dirty = statm.read().split()[:7]
+    page = os.sysconf("SC_PAGE_SIZE")
+    return _MemoryInfo(int(resident) * page, int(size) * page, int(shared) * page,
+                       int(text) * page, int(lib) * page, int(data) * page,
+                       int(dirty) * page)
+
+
 class _BlockingMonitor:
     """A thread that reports when the hub has not come back to its loop for longer than a
-    threshold, printing the stack of what blocks it.
+    threshold, printing the stack of what blocks it; and, when ``EVLOOP_MAX_MEMORY_USAGE``
+    is set, checks the process's memory every ``EVLOOP_MEMORY_MONITOR_PERIOD`` seconds
+    (gevent's memory events).
 
     It reads the loop's iteration counter and whether the loop sits in its poll (both
     under the GIL). A loop that is polling is idle, not blocked; one whose iteration has
@@ -615,6 +644,19 @@ class _BlockingMonitor:
         self._thread: Optional[threading.Thread] = None
         self.reports = 0
         self.stream = sys.stderr
+        #: the usage the last MemoryUsageThresholdExceeded reported; 0 while under
+        self._memory_exceeded = 0
+        config = get_config()
+        self.memory_monitor_period = config.memory_monitor_period
+        self._can_read_memory = True
+        if config.max_memory_usage:
+            try:
+                _memory_info()
+            except (OSError, ValueError):
+                self._can_read_memory = False
+                import warnings
+                warnings.warn(f"evloop: cannot read {_STATM}: EVLOOP_MAX_MEMORY_USAGE "
+                              "is not monitored", RuntimeWarning, stacklevel=3)
 
     def start(self) -> None:
         start_new = _RealThread(target=self._run, name="evloop-monitor", daemon=True)
@@ -639,12 +681,16 @@ class _BlockingMonitor:
         last_iteration = None
         since = time.monotonic()
         reported_for = None
+        next_memory_check = since + self.memory_monitor_period
         while not self._stop.wait(interval):
             loop = hub.loop
             if loop is None or loop.destroyed:
                 return
             iteration = loop.iteration
             now = time.monotonic()
+            if now >= next_memory_check:
+                next_memory_check = now + self.memory_monitor_period
+                self.monitor_memory_usage(hub)
             if loop.polling or iteration != last_iteration or not hub:
                 last_iteration = iteration
                 since = now
@@ -675,6 +721,38 @@ class _BlockingMonitor:
                                                         hub=self.hub))
             except Exception:  # noqa: BLE001 - a subscriber's bug must not end the monitor
                 _events._report_subscriber_error("EventLoopBlocked")
+
+    def monitor_memory_usage(self, _hub: Any = None) -> Any:
+        """One memory check, as gevent's: publish ``MemoryUsageThresholdExceeded`` when the
+        resident set is above ``max_memory_usage`` (the configuration's, read at each
+        check) and larger than at the last such event, ``MemoryUsageUnderThreshold`` when
+        it is back under after one. Returns the event published, None, or -1 when no limit
+        is set (gevent's values)."""
+        max_allowed = get_config().max_memory_usage
+        if not max_allowed or not self._can_read_memory:
+            return -1
+        try:
+            info = _memory_info()
+        except (OSError, ValueError):
+            self._can_read_memory = False
+            return -1
+        mem_usage = info.rss
+        event: Any = None
+        if mem_usage > max_allowed:
+            if mem_usage > self._memory_exceeded:  # still growing
+                event = _events.MemoryUsageThresholdExceeded(mem_usage, max_allowed, info)
+            self._memory_exceeded = mem_usage
+        else:
+            if self._memory_exceeded:
+                event = _events.MemoryUsageUnderThreshold(mem_usage, max_allowed, info,
+                                                          self._memory_exceeded)
+            self._memory_exceeded = 0
+        if event is not None and _events.subscribers:
+            try:
+                _events.notify(event)
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not end the monitor
+                _events._report_subscriber_error(type(event).__name__)
+        return event
 
     def _running_greenlet(self) -> Any:
         """The greenlet running in the hub's thread, found at report time only: a greenlet

@@ -151,7 +151,7 @@ class _Protocol:
     order; body bytes go to the request being received (``current``)."""
 
     __slots__ = ("parser", "queue", "current", "url", "headers", "head_size", "in_head",
-                 "max_body_size")
+                 "max_body_size", "soft_upgrade")
 
     def __init__(self, max_body_size: Optional[int]) -> None:
         self.parser = httptools.HttpRequestParser(self)
@@ -162,8 +162,13 @@ class _Protocol:
         self.head_size = 0
         self.in_head = False
         self.max_body_size = max_body_size
+        #: a request gevent takes for an Upgrade and llhttp does not (below)
+        self.soft_upgrade: Optional[_Request] = None
 
     def on_message_begin(self) -> None:
+        # bytes followed the one-header Upgrade request in the same read: they were parsed
+        # as HTTP, so it can only be an ordinary request
+        self.soft_upgrade = None
         self.in_head = True
         self.head_size = 0
 
@@ -193,8 +198,9 @@ class _Protocol:
         self.url = b""
         self.headers = []
         self.in_head = False
+        soft_upgrade = False
         for name, value in headers:
-            if len(name) in (6, 14, 17):
+            if len(name) in (6, 7, 10, 14, 17):
                 lname = name.lower()
                 if lname == b"content-length":
                     # llhttp has checked it is one decimal number
@@ -203,6 +209,16 @@ class _Protocol:
                     req.chunked = value.strip().lower().endswith(b"chunked")
                 elif lname == b"expect":
                     req.expect_continue = value.strip().lower() == b"100-continue"
+                elif lname == b"connection":
+                    soft_upgrade = soft_upgrade or value.strip().lower() == b"upgrade"
+                elif lname == b"upgrade":
+                    soft_upgrade = soft_upgrade or value.strip().lower() == b"websocket"
+        if soft_upgrade and not req.upgrade and req.content_length is None and \
+                not req.chunked:
+            # gevent takes "Connection: upgrade" or "Upgrade: websocket" alone for an
+            # Upgrade; llhttp needs both and goes on parsing HTTP. It becomes one (in
+            # WSGIHandler._feed) if nothing follows its head in this read.
+            self.soft_upgrade = req
         limit = self.max_body_size
         if limit is not None and req.content_length is not None and req.content_length > limit:
             req.too_large = True
@@ -294,26 +310,148 @@ class _Reader:
         self.closed = True
 
 
+_CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
 class Input:
     """``wsgi.input``: the request's body, decoded from chunked framing if it was chunked,
     ending (``b''``) where the body ends. The first read of a request that sent
-    ``Expect: 100-continue`` sends ``100 Continue`` first."""
+    ``Expect: 100-continue`` sends ``100 Continue`` first.
 
-    __slots__ = ("_handler", "_request", "position", "send_100_continue_enabled")
+    ``Input(rfile, content_length, socket=None, chunked_input=False)`` is gevent's
+    constructor: the body is read from the file-like ``rfile`` (``content_length`` bytes,
+    or a chunked body, whose framing llhttp decodes) and, when ``socket`` is given,
+    ``100 Continue`` is sent on it at the first read. ``rfile`` is read no further than
+    the body's end. The server builds its ``Input`` from the parsed request instead
+    (``_for_request``): the body bytes the parser has received are read from memory."""
 
-    def __init__(self, handler: "WSGIHandler", request: _Request) -> None:
-        self._handler = handler
-        self._request = request
+    __slots__ = ("_handler", "_request", "position", "send_100_continue_enabled",
+                 "rfile", "content_length", "socket", "chunked_input", "_proto",
+                 "_chunk_left")
+
+    def __init__(self, rfile: Any, content_length: Optional[int], socket: Any = None,
+                 chunked_input: bool = False) -> None:
+        self._handler: Optional[WSGIHandler] = None
+        self.rfile = rfile
+        self.content_length = content_length
+        self.socket = socket
+        self.chunked_input = chunked_input
         self.position = 0
         self.send_100_continue_enabled = True
+        self._proto: Optional[_Protocol] = None
+        self._chunk_left = 0
+        if chunked_input:
+            # llhttp decodes the framing: it is given a request head announcing a chunked
+            # body, then the body's bytes as they are read from rfile
+            proto = self._proto = _Protocol(None)
+            proto.parser.feed_data(_CHUNKED_HEAD)
+            req = proto.current
+        else:
+            if content_length is not None and content_length < 0:
+                raise ValueError(f"negative content_length: {content_length}")
+            req = _Request()
+            req.content_length = content_length
+            req.complete = not content_length
+        req.expect_continue = socket is not None and not req.complete
+        self._request = req
 
-    def _more(self) -> bool:
-        """Receive and parse more of the body; False when it is complete."""
+    @classmethod
+    def _for_request(cls, handler: "WSGIHandler", request: _Request) -> "Input":
+        """The server's Input: its body comes from the handler's parser."""
+        self = cls.__new__(cls)
+        self._handler = handler
+        self._request = request
+        self.rfile = handler.rfile
+        self.content_length = request.content_length
+        self.chunked_input = request.chunked
+        self.socket = handler.socket if request.expect_continue else None
+        self.position = 0
+        self.send_100_continue_enabled = True
+        return self
+
+    def _more(self, size: Optional[int] = None, line: bool = False) -> bool:
+        """Receive and parse more of the body; False when it is complete. ``size`` (the
+        caller wants that many bytes buffered) and ``line`` bound what is asked of rfile."""
         req = self._request
         if req.complete:
             return False
-        self._handler._receive_body(req)
+        if self._handler is not None:
+            self._handler._receive_body(req)
+            return True
+        need = size - len(req.body) if size is not None and size >= 0 else None
+        if self._proto is not None:
+            self._more_chunked(req, need, line)
+            return True
+        want = req.content_length - req.body_size
+        if need is not None and 0 < need < want:
+            want = need
+        if line:
+            data = self.rfile.readline(want)
+        else:
+            # not read(huge): a buffered reader allocates what it is asked for
+            data = self.rfile.read(min(want, _RECV_SIZE))
+        if not data:
+            self._fail("unexpected end of file while reading request at position "
+                       f"{self.position + len(req.body)}")
+            return True
+        req.body += data
+        req.body_size += len(data)
+        req.complete = req.body_size >= req.content_length
         return True
+
+    def _fail(self, message: str) -> None:
+        req = self._request
+        req.error = _InvalidClientInput(message)
+        req.complete = True
+
+    def _more_chunked(self, req: _Request, need: Optional[int], line: bool) -> None:
+        # the chunk-size and trailer lines are read with readline, the chunk data by its
+        # length: nothing past the body is taken from rfile. llhttp checks and decodes
+        # what was read (extensions, CRLFs, trailers); the size is read here only to know
+        # how much data follows.
+        rfile = self.rfile
+        last = False
+        if self._chunk_left:
+            want = self._chunk_left
+            if need is not None and 0 < need < want:
+                want = need
+            if line:
+                data = rfile.readline(want)
+            else:
+                data = rfile.read(min(want, _RECV_SIZE))
+            if data:
+                self._chunk_left -= len(data)
+                if not self._chunk_left:
+                    data += rfile.read(2)  # the CRLF after the data
+        else:
+            data = rfile.readline(MAX_REQUEST_LINE + 1)
+            if not data.endswith(b"\n"):
+                if len(data) > MAX_REQUEST_LINE:
+                    return self._fail(f"chunk size line longer than {MAX_REQUEST_LINE} bytes")
+                return self._fail("unexpected end of file while parsing chunked data")
+            digits = data.split(b";", 1)[0].rstrip(b"\r\n")
+            if not 0 < len(digits) <= 16 or digits.strip(b"0123456789abcdefABCDEF"):
+                return self._fail(f"invalid chunk size line {data[:40]!r}")
+            self._chunk_left = int(digits, 16)
+            if not self._chunk_left:
+                last = True
+                # the last chunk, then trailer lines up to an empty one
+                while True:
+                    trailer = rfile.readline(MAX_REQUEST_LINE + 1)
+                    data += trailer
+                    if trailer in (b"\r\n", b"\n") or not trailer.endswith(b"\n"):
+                        break
+        if not data:
+            return self._fail("unexpected end of file while parsing chunked data")
+        try:
+            self._proto.parser.feed_data(data)
+        except httptools.HttpParserError as ex:
+            return self._fail(f"invalid chunked body: {ex}")
+        if last and not req.complete:
+            # the trailer section broke off, or a line of it is too long (as gevent)
+            if len(trailer) > MAX_REQUEST_LINE:
+                return self._fail(f"chunk trailer line longer than {MAX_REQUEST_LINE} bytes")
+            return self._fail("unexpected end of file while parsing chunked data")
 
     def _continue(self) -> None:
         # the first read: the client waits for 100 Continue before sending the body (as
@@ -321,9 +459,15 @@ class Input:
         # an interim response)
         req = self._request
         req.expect_continue = False
-        if self.send_100_continue_enabled and not self._handler.headers_sent and \
-                (req.content_length is not None or req.chunked):
-            self._handler.socket.sendall(_CONTINUE_RESPONSE)
+        sock = self.socket
+        self.socket = None
+        if not self.send_100_continue_enabled or sock is None:
+            return
+        handler = self._handler
+        if handler is None:
+            sock.sendall(_CONTINUE_RESPONSE)
+        elif not handler.headers_sent and (req.content_length is not None or req.chunked):
+            sock.sendall(_CONTINUE_RESPONSE)
 
     def _check(self) -> None:
         req = self._request
@@ -347,7 +491,7 @@ class Input:
             data = bytes(body)
             body.clear()
         else:
-            while len(body) < length and self._more():
+            while len(body) < length and self._more(length):
                 pass
             if len(body) < length:
                 self._check()
@@ -370,7 +514,7 @@ class Input:
                 end = size
                 break
             start = len(body)
-            if not self._more():
+            if not self._more(size, True):
                 self._check()
                 end = len(body)
                 break
@@ -404,12 +548,17 @@ class Input:
             return req.error is None and not req.too_large
         if req.expect_continue or req.too_large or req.error is not None:
             return False
+        self.send_100_continue_enabled = False
+        if self._handler is None:
+            # gevent's Input: read to the body's end
+            while self._more():
+                req.body.clear()
+            return req.error is None
         if req.content_length is not None and \
                 req.content_length - req.body_size > _DISCARD_LIMIT:
             return False
         req.discard = True
         start = req.body_size
-        self.send_100_continue_enabled = False
         while not req.complete:
             if req.body_size - start > _DISCARD_LIMIT:
                 return False
@@ -588,6 +737,13 @@ class WSGIHandler:
         proto = self._proto
         try:
             proto.parser.feed_data(data)
+            if proto.soft_upgrade is not None:
+                # as an Upgrade: no more HTTP on this connection, the rest is the rfile's
+                proto.soft_upgrade.upgrade = True
+                proto.soft_upgrade = None
+                proto.parser = None
+                if self.server.header_timeout is not None:
+                    self.socket.settimeout(None)
         except httptools.HttpParserUpgrade as ex:
             # the rest belongs to the new protocol: it is the rfile's, and no more HTTP
             # is parsed on this connection
@@ -598,6 +754,7 @@ class WSGIHandler:
         except httptools.HttpParserError as ex:
             cause = ex.__context__
             proto.parser = None
+            proto.soft_upgrade = None
             if isinstance(cause, _ClientError):
                 error: BaseException = cause
             elif proto.in_head or proto.current is None or proto.current.complete:
@@ -770,7 +927,7 @@ class WSGIHandler:
             env["wsgi.input"] = self.rfile
             env["wsgi.input_terminated"] = False
         else:
-            self.wsgi_input = env["wsgi.input"] = Input(self, req)
+            self.wsgi_input = env["wsgi.input"] = Input._for_request(self, req)
             env["wsgi.input_terminated"] = True
         return env
 

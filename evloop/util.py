@@ -10,8 +10,9 @@ What it must not do: change what it inspects (no switch, no wait; it reads frame
 greenlets the garbage collector can reach), or cost anything when unused:
 ``assert_switches`` installs a greenlet trace function only inside its ``with`` block and
 restores the previous one. The spawning greenlet comes from ``Greenlet.spawning_greenlet``
-(a weak reference kept by ``evloop.greenlet``); evloop does not record spawning stacks
-(gevent's "Spawned at" lines), which would cost on every spawn; the "Greenlet Locals"
+(a weak reference kept by ``evloop.greenlet``); the "Spawned at" lines only when
+``EVLOOP_TRACK_GREENLET_TREE`` is on (recording a stack costs on every spawn, so it is off
+by default, unlike gevent's ``track_greenlet_tree``); the "Greenlet Locals"
 lines come from a scan of the ``evloop.local`` objects when formatting.
 """
 import functools
@@ -307,6 +308,10 @@ class GreenletTree:
                 frame = sys._getframe(1)
             if frame is not None:
                 self._render_tb(tree, "Running:", frame, tree.details["running_stack_limit"])
+        spawning_stack = getattr(glet, "spawning_stack", None)
+        if spawning_stack and tree.details and tree.details["spawning_stacks"]:
+            # limited when it was recorded
+            self._render_tb(tree, "Spawned at:", spawning_stack, None)
         spawning_parent = _spawning_parent(glet)
         tree_locals = getattr(glet, "spawn_tree_locals", None)
         if tree_locals and tree_locals is not getattr(spawning_parent, "spawn_tree_locals",

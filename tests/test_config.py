@@ -294,3 +294,39 @@ def test_evloop_file(raw, value):
 def test_evloop_file_rejects_what_names_no_kind_or_class(raw):
     with pytest.raises(ValueError, match="EVLOOP_FILE"):
         Config(environ={"EVLOOP_FILE": raw})
+
+
+@pytest.mark.parametrize("raw, value", [(None, False), ("1", True), ("on", True),
+                                        ("no", False)])
+def test_evloop_track_greenlet_tree(raw, value):
+    env = {} if raw is None else {"EVLOOP_TRACK_GREENLET_TREE": raw}
+    assert Config(environ=env).track_greenlet_tree is value
+
+
+def test_evloop_track_greenlet_tree_rejects_a_bad_value():
+    with pytest.raises(ValueError, match="EVLOOP_TRACK_GREENLET_TREE"):
+        Config(environ={"EVLOOP_TRACK_GREENLET_TREE": "maybe"})
+
+
+@pytest.mark.parametrize("raw, value", [(None, None), ("", None), ("1000000", 1000000)])
+def test_evloop_max_memory_usage(raw, value):
+    env = {} if raw is None else {"EVLOOP_MAX_MEMORY_USAGE": raw}
+    assert Config(environ=env).max_memory_usage == value
+
+
+@pytest.mark.parametrize("raw", ["-5", "0", "1.5", "lots"])
+def test_evloop_max_memory_usage_rejects_what_is_no_positive_integer(raw):
+    with pytest.raises(ValueError, match="EVLOOP_MAX_MEMORY_USAGE"):
+        Config(environ={"EVLOOP_MAX_MEMORY_USAGE": raw})
+
+
+@pytest.mark.parametrize("raw, value", [(None, 5.0), ("0.5", 0.5)])
+def test_evloop_memory_monitor_period(raw, value):
+    env = {} if raw is None else {"EVLOOP_MEMORY_MONITOR_PERIOD": raw}
+    assert Config(environ=env).memory_monitor_period == value
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "inf", "soon"])
+def test_evloop_memory_monitor_period_rejects_a_bad_value(raw):
+    with pytest.raises(ValueError, match="EVLOOP_MEMORY_MONITOR_PERIOD"):
+        Config(environ={"EVLOOP_MEMORY_MONITOR_PERIOD": raw})

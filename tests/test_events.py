@@ -305,3 +305,91 @@ def test_monitor_report_runs_no_code_of_other_objects():
         print(sum(isinstance(e, events.EventLoopBlocked) for e in blocked), inits)
     """)
     assert run.stdout.strip() == "1 ['MainThread']"
+
+
+# -- memory usage (the monitor thread) -------------------------------------------------------
+
+def test_memory_events_carry_gevents_attributes(ev):
+    info = ("rss", "details")
+    exceeded = ev.MemoryUsageThresholdExceeded(2048, 1024, info)
+    assert (exceeded.mem_usage, exceeded.max_allowed, exceeded.memory_info) == (2048, 1024, info)
+    assert repr(exceeded) == ("<MemoryUsageThresholdExceeded used=2048 max=1024 "
+                              "details=('rss', 'details')>")
+    under = ev.MemoryUsageUnderThreshold(512, 1024, info, 2048)
+    assert (under.mem_usage, under.max_allowed, under.memory_info,
+            under.max_memory_usage) == (512, 1024, info, 2048)
+    assert repr(under).startswith("<MemoryUsageUnderThreshold used=512 max=1024 ")
+    assert "MemoryUsageThresholdExceeded" in ev.__all__
+    assert "MemoryUsageUnderThreshold" in ev.__all__
+
+
+def test_monitor_publishes_memory_events():
+    # a limit of 1 byte is exceeded at once; raised far above, the usage is back under
+    run = run_python("""
+        import json, threading
+        import evloop
+        from evloop import events, _config
+        got = []
+        events.subscribers.append(lambda e: got.append((e, threading.current_thread().name))
+                                  if "Memory" in type(e).__name__ else None)
+        evloop.sleep(0.6)
+        first = got[0][0]
+        exceeded = len(got)
+        _config.get_config().max_memory_usage = 1 << 60
+        evloop.sleep(0.6)
+        last = got[-1][0]
+        print(json.dumps({
+            "kinds": [type(e).__name__ for e, _ in got],
+            "threads": sorted({name for _, name in got}),
+            "first": [first.mem_usage, first.max_allowed, first.memory_info.rss,
+                      first.memory_info.vms],
+            "grew": all(b.mem_usage > a.mem_usage
+                        for (a, _), (b, _) in zip(got[:exceeded], got[1:exceeded])),
+            "last": [last.max_allowed, last.max_memory_usage, last.mem_usage],
+        }))
+    """, env={"EVLOOP_MONITOR_THREAD": "1", "EVLOOP_MAX_MEMORY_USAGE": "1",
+              "EVLOOP_MEMORY_MONITOR_PERIOD": "0.1"})
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    kinds = result["kinds"]
+    assert kinds[0] == "MemoryUsageThresholdExceeded"
+    assert kinds[-1] == "MemoryUsageUnderThreshold" and kinds.count(kinds[-1]) == 1
+    assert result["threads"] == ["evloop-monitor"]
+    usage, allowed, rss, vms = result["first"]
+    assert allowed == 1 and usage == rss and 1 << 20 < rss <= vms  # bytes, not pages
+    assert result["grew"]  # exceeded again only while the usage grows
+    assert result["last"][0] == 1 << 60 and result["last"][1] > 1 << 20
+    assert result["last"][2] < 1 << 60
+
+
+def test_memory_check_without_a_limit_publishes_nothing():
+    run = run_python("""
+        import evloop
+        from evloop import events
+        hub = evloop.get_hub()
+        got = []
+        events.subscribers.append(got.append)
+        monitor = hub.start_monitor(5)
+        print(monitor.monitor_memory_usage(), [type(e).__name__ for e in got])
+    """)
+    assert run.stdout.split()[-2:] == ["-1", "['PeriodicMonitorThreadStartedEvent']"]
+
+
+def test_memory_monitor_subscriber_errors_do_not_stop_the_monitor():
+    run = run_python("""
+        import evloop
+        from evloop import events, _config
+        calls = []
+        def bad(event):
+            calls.append(event)
+            raise RuntimeError("subscriber bug")
+        monitor = evloop.get_hub().start_monitor(5)
+        events.subscribers.append(bad)
+        _config.get_config().max_memory_usage = 1
+        first = monitor.monitor_memory_usage()
+        _config.get_config().max_memory_usage = 1 << 60
+        second = monitor.monitor_memory_usage()
+        print(type(first).__name__, type(second).__name__, len(calls))
+    """)
+    assert run.stdout.split()[-3:] == ["MemoryUsageThresholdExceeded",
+                                       "MemoryUsageUnderThreshold", "2"]
+    assert "subscriber bug" in run.stderr

@@ -905,6 +905,40 @@ def test_upgrade_leaves_the_raw_socket_to_the_handler(impl, serve):
     assert requests.get(served.url, timeout=10).content == HELLO
 
 
+@pytest.mark.parametrize("header", [b"Connection: upgrade", b"Upgrade: websocket"])
+def test_one_header_upgrade_is_an_upgrade_as_in_gevent(impl, serve, header):
+    # gevent takes either header alone for an Upgrade (llhttp needs both): wsgi.input is
+    # the raw connection, not terminated; what the client sends next is the application's
+    seen = {}
+
+    def app(environ, start_response):
+        seen["terminated"] = environ["wsgi.input_terminated"]
+        seen["next"] = environ["wsgi.input"].readline()
+        start_response("101 Switching Protocols", [("Upgrade", "websocket")])
+        return []
+
+    served = serve(impl, app)
+    with served.connect() as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: h\r\n" + header + b"\r\n\r\n")
+        time.sleep(0.2)  # the head arrives alone, as a client waiting for 101 sends it
+        s.sendall(b"raw protocol line\n")
+        status, _, _, _ = read_response(s)
+    assert status == "HTTP/1.1 101 Switching Protocols"
+    assert seen == {"terminated": False, "next": b"raw protocol line\n"}
+
+
+def test_one_header_upgrade_followed_by_a_request_in_the_same_read_is_ordinary(serve):
+    # evloop only: the bytes after the head were already parsed as HTTP by llhttp, so the
+    # request is answered as an ordinary one and the next request too (gevent would hand
+    # the second request's bytes to the first as its raw stream)
+    served = serve("evloop", hello_app)
+    with served.connect() as s:
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n"
+                  b"GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        data = recv_until_closed(s)
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and data.count(HELLO) == 2
+
+
 def test_gevent_websocket_handler_runs_on_evloop():
     """gevent-websocket's own WebSocketHandler (it subclasses gevent.pywsgi.WSGIHandler,
     so the program maps that module to evloop.pywsgi before importing it) serving an echo
@@ -970,3 +1004,76 @@ def test_gevent_websocket_handler_runs_on_evloop():
     ''')
     assert proc.stdout.splitlines() == ["HTTP/1.1 101 Switching Protocols", "echo:one",
                                         "echo:two"]
+
+
+# -- Input(rfile, content_length, socket=None, chunked_input=False): gevent's constructor ---
+
+@pytest.fixture
+def Input(impl):
+    if impl is None:
+        return None
+    import importlib
+    return importlib.import_module(f"{impl}.pywsgi").Input
+
+
+def _chunked(*parts, tail=b"0\r\n\r\n"):
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + tail
+
+
+def test_input_from_rfile_content_length_stops_at_the_body_end(Input):
+    import io
+    rfile = io.BytesIO(b"line1\nline2\nNEXT REQUEST")
+    body = Input(rfile, 12)
+    assert body.readline() == b"line1\n"
+    assert list(body) == [b"line2\n"]
+    assert body.read() == b""
+    assert rfile.read() == b"NEXT REQUEST"
+
+
+def test_input_from_rfile_short_body_raises_ioerror(Input):
+    import io
+    for call in (lambda i: i.read(), lambda i: i.read(5), lambda i: i.readline()):
+        with pytest.raises(IOError):
+            call(Input(io.BytesIO(b"abc"), 5))
+
+
+def test_input_from_rfile_chunked_decodes_and_stops_at_the_body_end(Input):
+    import io
+    rfile = io.BytesIO(_chunked(b"ab\ncd", b"ef", tail=b"0;ext=1\r\nX-Trailer: v\r\n\r\n")
+                       + b"NEXT")
+    body = Input(rfile, None, chunked_input=True)
+    assert body.readline() == b"ab\n"
+    assert body.read(3) == b"cde"
+    assert body.read() == b"f"
+    assert body.read() == b""
+    assert rfile.read() == b"NEXT"
+
+
+@pytest.mark.parametrize("data", [
+    _chunked(b"12", tail=b""),                  # no last chunk
+    b"5\r\nab",                                 # a chunk cut short
+    b"zz\r\nab\r\n0\r\n\r\n",                   # not a hex size
+    b"2;" + b"x" * 20000 + b"\r\nab\r\n0\r\n\r\n",  # a chunk extension over 8 KiB
+    b"0\r\nTrailer: " + b"t" * 9000,            # a trailer line over 8 KiB, unterminated
+])
+def test_input_from_rfile_bad_chunked_body_raises_ioerror(Input, data):
+    import io
+    with pytest.raises(IOError):
+        Input(io.BytesIO(data), None, chunked_input=True).read()
+
+
+def test_input_from_rfile_sends_100_continue_once_at_first_read(Input):
+    import io
+
+    class Sock:
+        sent = []
+
+        def sendall(self, data):
+            self.sent.append(data)
+
+    sock = Sock()
+    body = Input(io.BytesIO(b"hello"), 5, socket=sock)
+    assert sock.sent == []
+    assert body.read(2) == b"he"
+    assert body.read() == b"llo"
+    assert sock.sent == [b"HTTP/1.1 100 Continue\r\n\r\n"]

@@ -832,3 +832,31 @@ def test_real_threads_after_monkey_patching():
     proc = subprocess.run([sys.executable, "-W", "error", "-c", MONKEY_SCRIPT],
                           capture_output=True, text=True, timeout=60, cwd=PKG_PARENT, env=env)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def hub_api(impl):
+    import importlib
+    return (importlib.import_module(impl), importlib.import_module(f"{impl}.threadpool")) \
+        if impl else None
+
+
+def test_hub_threadpool_is_assignable(hub_api):
+    # gevent's Hub.threadpool property: assign a pool (the old one is left to its holder),
+    # or delete it to get a new default one at next use
+    api, threadpool = hub_api
+    hub = api.get_hub()
+    old = hub.threadpool
+    mine = threadpool.ThreadPool(2)
+    try:
+        hub.threadpool = mine
+        assert hub.threadpool is mine
+        assert api.get_hub().threadpool.apply(pow, (2, 5)) == 32
+        assert old.apply(pow, (2, 3)) == 8  # not killed by the replacement
+        del hub.threadpool
+        fresh = hub.threadpool
+        assert fresh is not mine and fresh is not old
+        assert fresh.apply(pow, (3, 2)) == 9
+    finally:
+        mine.kill()
+        old.kill()

@@ -186,6 +186,93 @@ def test_spawning_greenlet_does_not_keep_a_finished_spawner_alive():
     kids[0].join()
 
 
+@pytest.fixture
+def tracking(impl, monkeypatch):
+    """The spawn tree tracked: evloop's EVLOOP_TRACK_GREENLET_TREE (off by default, read
+    at the first spawn; set here on evloop.greenlet), gevent's config.track_greenlet_tree
+    (on by default)."""
+    if impl == "evloop":
+        import evloop.greenlet
+        monkeypatch.setattr(evloop.greenlet, "_track_tree", True)
+    return impl
+
+
+def test_tracked_tree_records_the_spawning_stack(api, gutil, tracking):
+    import traceback
+
+    def child():
+        pass
+
+    def spawn_the_child():
+        return api.spawn(child)
+
+    def root():
+        api.getcurrent().spawn_tree_locals["request"] = 7
+        kid = spawn_the_child()
+        kid.join()
+        return kid, "\n".join(gutil.format_run_info())
+
+    g = api.spawn(root)
+    g.join()
+    kid, info = g.value
+    stack = "".join(traceback.format_stack(kid.spawning_stack))
+    assert "in spawn_the_child" in stack and "in root" in stack
+    assert "return api.spawn(child)" in stack   # source lines, from the file
+    assert len(traceback.extract_stack(kid.spawning_stack)) <= kid.spawning_stack_limit
+    assert kid.spawn_tree_locals == {"request": 7}
+    assert "Spawned at:" in info and "in root" in info
+
+
+def test_tracked_tree_takes_spawn_tree_locals_at_spawn(api, tracking):
+    # taken at spawn: a child whose spawner finished before the child looked still shares
+    # the tree's dict
+    kids = []
+
+    def parent():
+        api.getcurrent().spawn_tree_locals["k"] = 1
+        kids.append(api.spawn(lambda: None))
+
+    p = api.spawn(parent)
+    p.join()
+    tree = p.spawn_tree_locals
+    del p
+    import gc
+    gc.collect()
+    assert kids[0].spawn_tree_locals is tree
+    kids[0].join()
+
+
+def test_untracked_spawn_records_no_stack():
+    import evloop.greenlet
+    evloop.spawn(lambda: None).join()  # the first spawn has read the setting
+    assert evloop.greenlet._track_tree is False  # EVLOOP_TRACK_GREENLET_TREE's default
+
+    def root():
+        kid = evloop.spawn(lambda: None)
+        kid.join()
+        return kid, "\n".join(util.format_run_info())
+
+    g = evloop.spawn(root)
+    g.join()
+    kid, info = g.value
+    assert kid.spawning_stack is None and g.spawning_stack is None
+    assert "Spawned at:" not in info
+
+
+def test_track_greenlet_tree_from_the_environment():
+    from _helpers import run_python
+    out = run_python("""
+        import evloop, evloop.greenlet
+        def spawner():
+            return evloop.spawn(lambda: None)
+        g = evloop.spawn(spawner)
+        g.join()
+        print(evloop.greenlet._track_tree, g.value.spawning_stack is not None,
+              g.spawning_stack is not None)
+    """, env={"EVLOOP_TRACK_GREENLET_TREE": "1"}).stdout
+    assert out.split() == ["True", "True", "True"]
+
+
 # -- assert_switches -------------------------------------------------------------------------------
 
 def test_assert_switches_passes_when_the_block_yields(api, gutil):
@@ -288,7 +375,7 @@ def test_format_run_info_rejects_a_bad_limit():
 def test_util_names():
     assert set(util.__all__) == {"format_run_info", "print_run_info", "GreenletTree",
                                  "wrap_errors", "assert_switches"}
-    assert Greenlet.spawning_stack is None
+    assert Greenlet.spawning_stack_limit == 10  # gevent's
 
 
 def test_greenlet_tree_shows_greenlet_locals(api, gutil):

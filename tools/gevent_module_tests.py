@@ -18,6 +18,7 @@ internals test gevent, not evloop, and fail or pass as they do; the report says 
 
 Usage: python tools/gevent_module_tests.py [fileobject] [backdoor] [util]
 """
+import os
 import re
 import subprocess
 import sys
@@ -48,8 +49,11 @@ MODULES = {"fileobject": "test__fileobject", "backdoor": "test__backdoor",
 
 def run(module: str) -> int:
     code = SHIM.replace("MODULE", repr(module))
+    # gevent's tests expect gevent's default config.track_greenlet_tree = True ("Spawned
+    # at" lines); evloop's counterpart is off by default
+    env = dict(os.environ, EVLOOP_TRACK_GREENLET_TREE="1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
     out = proc.stdout + proc.stderr
     ran = re.search(r"^Ran (\d+) tests?", out, re.M)
     outcomes = {}
