@@ -3503,6 +3503,7 @@ static PyTypeObject EvLoop_Type = {
 #include "evloop_hub.c"
 #include "evloop_io.c"
 #include "evloop_aio.c"
+#include "evloop_transport.c"
 
 /* ------------------------------------------------------------------------------------ */
 /* the run_callback handle                                                                */
@@ -3773,6 +3774,7 @@ static PyMethodDef module_methods[] = {
     {"_greenlets_running", mod_greenlets_running, METH_NOARGS,
      "Greenlet.run() bodies entered and not yet left (all threads)"},
     {"_aio_configure", mod_aio_configure, METH_VARARGS, NULL},
+    {"_aio_stream_transport_type", mod_aio_stream_transport_type, METH_VARARGS, NULL},
     {NULL}
 };
 

@@ -12,6 +12,7 @@ starts a loop.
 | EVLOOP_MAX_BLOCKING_TIME | seconds the hub may go without returning to its loop before the monitor reports | 0.1 |
 | EVLOOP_THREADPOOL_SIZE | maximum threads in the hub's thread pool | 10 |
 | EVLOOP_RESOLVER | name resolution: thread (the thread pool), ares (pycares), block | thread |
+| EVLOOP_AIO_TRANSPORTS | evloop.aio's socket transports: evloop (its own, C) or asyncio (asyncio's selector transports) | asyncio |
 """
 import os
 from typing import Optional
@@ -43,6 +44,9 @@ class Config:
         self.threadpool_size: int = int(self._positive(
             "EVLOOP_THREADPOOL_SIZE", env.get("EVLOOP_THREADPOOL_SIZE"), 10, integer=True))
         self.resolver: str = self._resolver(env.get("EVLOOP_RESOLVER"))
+        self.aio_transports: str = self._choice("EVLOOP_AIO_TRANSPORTS",
+                                                env.get("EVLOOP_AIO_TRANSPORTS"),
+                                                ("asyncio", "evloop"), "asyncio")
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:
@@ -78,6 +82,15 @@ class Config:
             raise ValueError(f"EVLOOP_BACKEND={raw!r}: unknown backend {bad[0]!r}; "
                              f"choose from {', '.join(_BACKENDS)}")
         return ",".join(names)
+
+    @staticmethod
+    def _choice(name: str, raw: Optional[str], choices: tuple, default: str) -> str:
+        if raw is None or not raw.strip():
+            return default
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{name}={raw!r}: choose from {', '.join(choices)}")
+        return value
 
     @staticmethod
     def _resolver(raw: Optional[str]) -> str:

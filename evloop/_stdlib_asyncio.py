@@ -114,6 +114,39 @@ def new_datagram_transport(cls: Any, loop: Any, sock: Any, protocol: Any, addres
     return cls(loop, sock, protocol, address, waiter, extra)
 
 
+# -- evloop.aio's own stream transport: what it shares with asyncio's Server and loop ------
+#
+# asyncio's Server counts the transports of its connections: the selector transport calls
+# server._attach() when made and server._detach() after connection_lost (wait_closed waits
+# for the count to reach zero). 3.13+ (gh-113538, close_clients/abort_clients) passes the
+# transport and keeps them in server._clients (a WeakSet); 3.10-3.12 take no argument.
+SERVER_ATTACH_TAKES_TRANSPORT = sys.version_info >= (3, 13)
+
+
+def server_attach(server: Any, transport: Any) -> None:
+    """What asyncio's transport constructor does with its Server (3.10-3.15)."""
+    if SERVER_ATTACH_TAKES_TRANSPORT:
+        server._attach(transport)
+    else:
+        server._attach()
+
+
+def server_detach(server: Any, transport: Any) -> None:
+    """What asyncio's transport does with its Server after connection_lost (3.10-3.15)."""
+    if SERVER_ATTACH_TAKES_TRANSPORT:
+        server._detach(transport)
+    else:
+        server._detach()
+
+
+def register_transport(loop: Any, fd: int, transport: Any) -> None:
+    """asyncio's selector loop maps each fd to the transport using it
+    (BaseSelectorEventLoop._transports, a WeakValueDictionary, 3.10-3.15): add_reader,
+    add_writer and the sock_* methods refuse an fd whose transport is not closing
+    (_ensure_fd_no_transport). evloop's transport registers itself there, as asyncio's does."""
+    loop._transports[fd] = transport
+
+
 # The read methods evloop.aio's transports replace: _SelectorSocketTransport.
 # _read_ready__data_received and _SelectorDatagramTransport._read_ready, identical in
 # 3.10-3.15 (evloop's copies differ in the receive call only). The attributes those

@@ -29,9 +29,11 @@ import socket
 import sys
 import warnings
 import weakref
+from asyncio import trsock
 from typing import Any, Awaitable, Deque, Dict, List, Mapping, Optional, TypeVar
 
 from evloop import _stdlib_asyncio as _stdlib
+from evloop._config import get_config
 from evloop import core
 from evloop import hub as _hub  # noqa: F401 - the hub must be configured before a Loop binds
 
@@ -231,6 +233,116 @@ class _DatagramTransport(_stdlib.DatagramTransport):  # type: ignore[misc]
             self._protocol.datagram_received(data, addr)
 
 
+_StreamTransportBase = core._aio_stream_transport_type(asyncio.Transport,
+                                                     asyncio.BufferedProtocol, logger.warning)
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    # as asyncio's and uvloop's transports: small writes go out without waiting for an ACK
+    if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+            and sock.proto == socket.IPPROTO_TCP):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class StreamTransport(_StreamTransportBase):  # type: ignore[misc, valid-type]
+    """evloop.aio's own transport for a connected TCP or Unix stream socket.
+
+    An ``asyncio.Transport`` whose I/O is C (csrc/evloop_transport.c): reading calls the
+    protocol's ``data_received`` (or, for an ``asyncio.BufferedProtocol``, ``get_buffer``
+    and ``buffer_updated``) straight from the loop's reader; ``write`` sends at once and
+    queues the rest; flow control, pause/resume reading, ``write_eof``, ``close`` and
+    ``abort`` behave as asyncio documents them, with asyncio's error messages and
+    exception-handler contexts. This class holds the parts that run once per connection:
+    setup (extra info, the Server's bookkeeping, scheduling ``connection_made``) and the
+    ``connection_lost`` call.
+    """
+
+    _start_tls_compatible = True     # loop.start_tls() may wrap it (asyncio's SSLProtocol)
+    max_size = 256 * 1024            # one read receives at most this (as asyncio's)
+
+    def __init__(self, loop: "Loop", sock: socket.socket, protocol: asyncio.BaseProtocol,
+                 waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
+                 extra: Optional[Dict[str, Any]] = None, server: Any = None,
+                 context: Optional[contextvars.Context] = None) -> None:
+        extra = {} if extra is None else extra
+        extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            extra["sockname"] = sock.getsockname()
+        except OSError:
+            extra["sockname"] = None
+        if "peername" not in extra:
+            try:
+                extra["peername"] = sock.getpeername()
+            except OSError:
+                extra["peername"] = None
+        fd = sock.fileno()
+        self._setup(loop, sock, fd, protocol, extra, context)
+        self._server = server
+        _set_nodelay(sock)
+        if server is not None:
+            _stdlib.server_attach(server, self)
+        _stdlib.register_transport(loop, fd, self)
+        kw = {} if context is None else {"context": context}
+        loop.call_soon(protocol.connection_made, self, **kw)
+        # reading starts once connection_made() has run
+        loop.call_soon(self._start_reading, **kw)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None, **kw)
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        sock = self._sock
+        if sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            key = loop._fd_key(self._sock_fd)
+            events = key[0] if key is not None else 0
+            info.append("read=polling" if events & selectors.EVENT_READ else "read=idle")
+            state = "polling" if events & selectors.EVENT_WRITE else "idle"
+            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        sock = self._sock
+        if sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            sock.close()
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport"
+                     ) -> None:
+        # asyncio's: an OSError (the peer reset, ...) is only logged in debug mode; anything
+        # else goes to the exception handler; both close the transport.
+        loop = self._loop
+        if isinstance(exc, OSError):
+            if loop is not None and loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        elif loop is not None:
+            loop.call_exception_handler({"message": message, "exception": exc,
+                                         "transport": self, "protocol": self._protocol})
+        self._force_close(exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        try:
+            if self._protocol_connected and self._protocol is not None:
+                self._protocol.connection_lost(exc)
+        finally:
+            sock = self._detach()
+            if sock is not None:
+                sock.close()
+            server, self._server = self._server, None
+            if server is not None:
+                _stdlib.server_detach(server, self)
+
+
+def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
 def _only_empty(value: Any, name: str) -> None:
     if value:
         raise ValueError(f"evloop.aio.Loop keeps {name} in C; it can only be set empty")
@@ -258,6 +370,9 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
         # signal.set_wakeup_fd() writes signal numbers to it, and its reader (a libev io
         # watcher) runs the handlers added by add_signal_handler().
         asyncio.SelectorEventLoop.__init__(self, selector=_SelectorView(self))
+        #: stream sockets get evloop's own transport (StreamTransport) rather than
+        #: asyncio's (EVLOOP_AIO_TRANSPORTS)
+        self._own_transports = get_config().aio_transports == "evloop"
 
     # -- views of the C state, for code that inspects asyncio's internals ----------------
 
@@ -325,6 +440,9 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
     def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *,
                                extra: Any = None, server: Any = None,
                                context: Any = None) -> Any:
+        if self._own_transports and type(sock) is socket.socket:
+            return _stdlib.new_socket_transport(StreamTransport, self, sock, protocol, waiter,
+                                                extra, server, context)
         cls = _SocketTransport if type(sock) is socket.socket else _stdlib.SocketTransport
         return _stdlib.new_socket_transport(cls, self, sock, protocol, waiter, extra, server,
                                             context)

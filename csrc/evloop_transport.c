@@ -1,0 +1,1275 @@
+/* evloop_transport.c — evloop.aio's own stream transport (TCP and Unix sockets), in C.
+ *
+ * Why it exists: a server or client on an asyncio loop spends its time in the transport:
+ * readable -> recv -> protocol.data_received(bytes), and transport.write() -> send. asyncio's
+ * selector transport does each step in Python (and reads with a fresh 256 KiB allocation per
+ * recv). Here the type evloop.aio's StreamTransport derives from does them in C: the read
+ * callback receives into a buffer reused by every transport and calls the protocol's
+ * data_received (or, for an asyncio.BufferedProtocol, get_buffer/recv_into/buffer_updated)
+ * directly; write() sends at once and queues only what the kernel did not take, written
+ * later with one sendmsg per writable event; writelines() is one sendmsg; flow control
+ * (pause_writing/resume_writing with the write buffer limits), pause/resume reading,
+ * write_eof, close and abort are C too. The type is a real subclass of asyncio.Transport:
+ * it is made at run time (_aio_stream_transport_type) with asyncio.Transport as its base,
+ * whose only storage is BaseTransport's `_extra` slot, which this struct lays out first.
+ *
+ * Its reader and writer are the asyncio loop's own (aio_add_fd / aio_fd_remove in
+ * evloop_aio.c): a handle whose callback is a bound C method of the transport, so readiness
+ * is queued and run in the loop's batch like any asyncio reader, a stopped loop pauses it,
+ * and the loop's selector view, close() and rebinding see it.
+ *
+ * What it must not do: own policy that asyncio's users can observe beyond what asyncio's
+ * transport does (the error messages, the order of protocol calls and the exception-handler
+ * contexts are asyncio's, see Lib/asyncio/selector_events.py); call the protocol outside the
+ * loop's batch; keep a pointer into a caller's mutable buffer past the call (what is queued
+ * is a bytes object: the caller's own when it is bytes, else a copy). Connection setup and
+ * teardown that touch asyncio's Server and logging (connection_made scheduling, the
+ * connection_lost call, reprs, ResourceWarning) are Python: evloop/aio.py, StreamTransport.
+ * Included by evloop.c after evloop_aio.c (one translation unit).
+ */
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* --- what this file uses from the other rooms (to move to the seam header) -------------- */
+static PyObject *aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames, int d);          /* evloop_aio.c */
+static int aio_fd_remove(AioLoop *self, int fd, int d);        /* evloop_aio.c */
+static PyTypeObject AioLoop_Type;                               /* evloop_aio.c */
+/* and what this file offers them (module method table entry, in evloop.c) */
+static PyObject *mod_aio_stream_transport_type(PyObject *m, PyObject *args);
+
+#define TR_MAX_SIZE (256 * 1024)   /* asyncio's max_size: one recv reads at most this */
+#define TR_IOV_MAX 64              /* iovecs per sendmsg */
+#define TR_CONNLOST_WARN 5         /* asyncio's constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+
+typedef struct {
+    PyObject *obj;              /* a bytes object (strong) */
+    Py_ssize_t off;             /* first byte not yet sent */
+} TrChunk;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra;            /* asyncio.BaseTransport's `_extra` slot (its storage) */
+    AioLoop *loop;              /* strong; NULL after connection_lost */
+    PyObject *sock;             /* the socket.socket (strong); NULL after connection_lost */
+    PyObject *protocol;         /* strong */
+    PyObject *context;          /* 3.15+: the Context callbacks run in, or NULL */
+    PyObject *fdobj;            /* the fd as an int */
+    PyObject *read_cb, *write_cb; /* bound C methods: the reader's and writer's callbacks */
+    int fd;
+    int conn_lost;              /* asyncio's _conn_lost: connection_lost is scheduled */
+    unsigned char closing, eof, paused, protocol_paused, protocol_connected, buffered;
+    Py_ssize_t high, low;       /* write buffer limits */
+    TrChunk *q;                 /* the write queue: q[qhead .. qhead+qlen) */
+    Py_ssize_t qcap, qhead, qlen;
+    Py_ssize_t qbytes;          /* bytes queued */
+    PyObject *weakreflist;
+} StreamTr;
+
+static PyObject *tr_buffered_protocol = NULL;  /* asyncio.BufferedProtocol */
+static PyObject *tr_logger_warning = NULL;     /* asyncio's logger.warning */
+static PyObject *tr_kw_context = NULL;         /* ("context",) */
+static char *tr_scratch = NULL;                /* the reused receive buffer, TR_MAX_SIZE */
+static PyObject *tr_str_call_soon = NULL, *tr_str_data_received = NULL,
+    *tr_str_get_buffer = NULL, *tr_str_buffer_updated = NULL, *tr_minus_one = NULL;
+
+/* ---------------------------------------------------------------------------------------- */
+/* helpers                                                                                    */
+
+static int
+tr_check_loop(StreamTr *self)
+{
+    if (self->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the transport has no loop (connection lost)");
+        return -1;
+    }
+    return 0;
+}
+
+/* start the reader (d=AIO_READ) or writer through the loop */
+static int
+tr_add_io(StreamTr *self, int d)
+{
+    PyObject *args[3], *h;
+    if (tr_check_loop(self) < 0)
+        return -1;
+    args[0] = self->fdobj;
+    args[1] = d == AIO_READ ? self->read_cb : self->write_cb;
+    if (self->context != NULL) {
+        args[2] = self->context;
+        h = aio_add_fd(self->loop, args, 2, tr_kw_context, d);
+    }
+    else {
+        h = aio_add_fd(self->loop, args, 2, NULL, d);
+    }
+    if (h == NULL)
+        return -1;
+    Py_DECREF(h);
+    return 0;
+}
+
+static void
+tr_remove_io(StreamTr *self, int d)
+{
+    if (self->loop != NULL && !self->loop->closed && aio_fd_remove(self->loop, self->fd, d) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);  /* only a debug-mode repr can fail */
+}
+
+/* loop.call_soon(callback, arg) with the transport's context */
+static int
+tr_call_soon(StreamTr *self, PyObject *callback, PyObject *arg)
+{
+    PyObject *args[4], *res;
+    if (tr_check_loop(self) < 0)
+        return -1;
+    args[0] = (PyObject *)self->loop;
+    args[1] = callback;
+    args[2] = arg;
+    if (self->context != NULL) {
+        args[3] = self->context;
+        res = PyObject_VectorcallMethod(tr_str_call_soon, args,
+                                        3 | PY_VECTORCALL_ARGUMENTS_OFFSET, tr_kw_context);
+    }
+    else {
+        res = PyObject_VectorcallMethod(tr_str_call_soon, args,
+                                        3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+tr_is_fatal_signal(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit)
+        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* The current exception goes to self._fatal_error(exc, message) (Python: it logs or calls
+ * the exception handler as asyncio does, then _force_close). 0, or -1 when the exception is
+ * SystemExit/KeyboardInterrupt (left set, to propagate) or _fatal_error itself failed. */
+static int
+tr_fatal(StreamTr *self, const char *message)
+{
+    PyObject *type, *value, *tb, *msg, *res;
+    if (tr_is_fatal_signal())
+        return -1;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    msg = PyUnicode_FromString(message);
+    if (msg == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    res = PyObject_CallMethod((PyObject *)self, "_fatal_error", "OO",
+                              value ? value : Py_None, msg);
+    Py_DECREF(msg);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* a protocol callback (pause_writing/resume_writing) failed: the exception handler */
+static int
+tr_report(StreamTr *self, const char *message)
+{
+    PyObject *type, *value, *tb, *ctx, *res;
+    if (tr_is_fatal_signal())
+        return -1;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", message, "exception",
+                        value ? value : Py_None, "transport", (PyObject *)self, "protocol",
+                        self->protocol ? self->protocol : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (ctx == NULL)
+        return -1;
+    if (self->loop == NULL) {
+        Py_DECREF(ctx);
+        return 0;
+    }
+    res = PyObject_CallMethod((PyObject *)self->loop, "call_exception_handler", "O", ctx);
+    Py_DECREF(ctx);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the write queue                                                                            */
+
+static void
+tr_queue_clear(StreamTr *self)
+{
+    for (Py_ssize_t i = 0; i < self->qlen; i++)
+        Py_DECREF(self->q[self->qhead + i].obj);
+    self->qhead = self->qlen = 0;
+    self->qbytes = 0;
+}
+
+/* append data[off:] (obj is a bytes object, referenced) */
+static int
+tr_queue_push(StreamTr *self, PyObject *obj, Py_ssize_t off)
+{
+    if (self->qhead + self->qlen == self->qcap) {
+        if (self->qhead > 0) {
+            memmove(self->q, self->q + self->qhead, (size_t)self->qlen * sizeof(TrChunk));
+            self->qhead = 0;
+        }
+        if (self->qlen == self->qcap) {
+            Py_ssize_t n = self->qcap ? self->qcap * 2 : 8;
+            TrChunk *q = PyMem_Realloc(self->q, (size_t)n * sizeof(TrChunk));
+            if (q == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            self->q = q;
+            self->qcap = n;
+        }
+    }
+    Py_INCREF(obj);
+    self->q[self->qhead + self->qlen].obj = obj;
+    self->q[self->qhead + self->qlen].off = off;
+    self->qlen++;
+    self->qbytes += PyBytes_GET_SIZE(obj) - off;
+    return 0;
+}
+
+/* queue what was not sent of a caller's buffer: bytes objects by reference, anything
+ * else copied (the caller may change or resize it after write() returns) */
+static int
+tr_queue_rest(StreamTr *self, PyObject *data, const char *buf, Py_ssize_t len, Py_ssize_t sent)
+{
+    PyObject *copy;
+    int r;
+    if (PyBytes_CheckExact(data))
+        return tr_queue_push(self, data, sent);
+    copy = PyBytes_FromStringAndSize(buf + sent, len - sent);
+    if (copy == NULL)
+        return -1;
+    r = tr_queue_push(self, copy, 0);
+    Py_DECREF(copy);
+    return r;
+}
+
+/* drop n sent bytes from the head of the queue */
+static void
+tr_queue_consume(StreamTr *self, Py_ssize_t n)
+{
+    self->qbytes -= n;
+    while (n > 0 && self->qlen > 0) {
+        TrChunk *c = &self->q[self->qhead];
+        Py_ssize_t left = PyBytes_GET_SIZE(c->obj) - c->off;
+        if (n < left) {
+            c->off += n;
+            return;
+        }
+        n -= left;
+        Py_DECREF(c->obj);
+        self->qhead++;
+        self->qlen--;
+    }
+    if (self->qlen == 0)
+        self->qhead = 0;
+}
+
+static ssize_t
+tr_sendmsg(int fd, struct iovec *iov, int n)
+{
+    struct msghdr msg;
+    ssize_t r;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    do {
+        r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* flow control                                                                               */
+
+static int
+tr_maybe_pause_protocol(StreamTr *self)
+{
+    PyObject *res;
+    if (self->qbytes <= self->high || self->protocol_paused)
+        return 0;
+    self->protocol_paused = 1;
+    res = PyObject_CallMethod(self->protocol, "pause_writing", NULL);
+    if (res == NULL)
+        return tr_report(self, "protocol.pause_writing() failed");
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+tr_maybe_resume_protocol(StreamTr *self)
+{
+    PyObject *res;
+    if (!self->protocol_paused || self->qbytes > self->low)
+        return 0;
+    self->protocol_paused = 0;
+    res = PyObject_CallMethod(self->protocol, "resume_writing", NULL);
+    if (res == NULL)
+        return tr_report(self, "protocol.resume_writing() failed");
+    Py_DECREF(res);
+    return 0;
+}
+
+static int
+tr_set_limits(StreamTr *self, PyObject *high_o, PyObject *low_o)
+{
+    Py_ssize_t high, low;
+    if (high_o != NULL && high_o != Py_None) {
+        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
+        if (high == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (low_o != NULL && low_o != Py_None) {
+        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
+        if (low == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (high_o == NULL || high_o == Py_None) {
+        if (low_o == NULL || low_o == Py_None)
+            high = 64 * 1024;
+        else
+            high = 4 * low;
+    }
+    if (low_o == NULL || low_o == Py_None)
+        low = high / 4;
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0",
+                     high, low);
+        return -1;
+    }
+    self->high = high;
+    self->low = low;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* closing                                                                                    */
+
+static PyObject *
+tr_lost_cb(StreamTr *self)
+{
+    return PyObject_GetAttrString((PyObject *)self, "_call_connection_lost");
+}
+
+/* asyncio's _force_close(exc) */
+static int
+tr_force_close(StreamTr *self, PyObject *exc)
+{
+    PyObject *cb;
+    int r;
+    if (self->conn_lost)
+        return 0;
+    if (self->qlen > 0) {
+        tr_queue_clear(self);
+        tr_remove_io(self, AIO_WRITE);
+    }
+    if (!self->closing) {
+        self->closing = 1;
+        tr_remove_io(self, AIO_READ);
+    }
+    self->conn_lost++;
+    cb = tr_lost_cb(self);
+    if (cb == NULL)
+        return -1;
+    r = tr_call_soon(self, cb, exc);
+    Py_DECREF(cb);
+    return r;
+}
+
+static PyObject *
+tr_py_force_close(StreamTr *self, PyObject *exc)
+{
+    if (tr_force_close(self, exc) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_abort(StreamTr *self, PyObject *unused)
+{
+    if (tr_force_close(self, Py_None) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+tr_close(StreamTr *self)
+{
+    PyObject *cb;
+    int r;
+    if (self->closing)
+        return 0;
+    self->closing = 1;
+    tr_remove_io(self, AIO_READ);
+    if (self->qlen > 0)
+        return 0;   /* flushed first: the writer calls connection_lost when done */
+    self->conn_lost++;
+    tr_remove_io(self, AIO_WRITE);
+    cb = tr_lost_cb(self);
+    if (cb == NULL)
+        return -1;
+    r = tr_call_soon(self, cb, Py_None);
+    Py_DECREF(cb);
+    return r;
+}
+
+static PyObject *
+tr_py_close(StreamTr *self, PyObject *unused)
+{
+    if (tr_close(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* reading                                                                                    */
+
+static int
+tr_on_eof(StreamTr *self)
+{
+    PyObject *res;
+    int keep_open;
+    res = PyObject_CallMethod(self->protocol, "eof_received", NULL);
+    if (res == NULL)
+        return tr_fatal(self, "Fatal error: protocol.eof_received() call failed.");
+    keep_open = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    if (keep_open < 0)
+        return tr_fatal(self, "Fatal error: protocol.eof_received() call failed.");
+    if (keep_open) {
+        /* the protocol may still write; nothing more can be read */
+        tr_remove_io(self, AIO_READ);
+        return 0;
+    }
+    return tr_close(self);
+}
+
+static ssize_t
+tr_recv(int fd, char *buf, Py_ssize_t len)
+{
+    ssize_t n;
+    do {
+        n = recv(fd, buf, (size_t)len, 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static int
+tr_read_buffered(StreamTr *self)
+{
+    PyObject *buf, *res, *args[2];
+    Py_buffer view;
+    ssize_t n;
+    int err;
+    args[0] = self->protocol;
+    args[1] = tr_minus_one;
+    buf = PyObject_VectorcallMethod(tr_str_get_buffer, args,
+                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (buf == NULL)
+        return tr_fatal(self, "Fatal error: protocol.get_buffer() call failed.");
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(buf);
+        return tr_fatal(self, "Fatal error: protocol.get_buffer() call failed.");
+    }
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_DECREF(buf);
+        PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+        return tr_fatal(self, "Fatal error: protocol.get_buffer() call failed.");
+    }
+    n = tr_recv(self->fd, view.buf, view.len);
+    err = errno;
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    if (n < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            return 0;
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return tr_fatal(self, "Fatal read error on socket transport");
+    }
+    if (n == 0)
+        return tr_on_eof(self);
+    args[1] = PyLong_FromSsize_t(n);
+    if (args[1] == NULL)
+        return -1;
+    res = PyObject_VectorcallMethod(tr_str_buffer_updated, args,
+                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(args[1]);
+    if (res == NULL)
+        return tr_fatal(self, "Fatal error: protocol.buffer_updated() call failed.");
+    Py_DECREF(res);
+    return 0;
+}
+
+/* the reader's callback: one receive, then the protocol */
+static PyObject *
+tr_read_ready(StreamTr *self, PyObject *unused)
+{
+    PyObject *data, *res, *args[2], *proto;
+    ssize_t n;
+    int rc;
+    if (self->conn_lost || self->protocol == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(self);
+    proto = self->protocol;
+    Py_INCREF(proto);
+    if (self->buffered) {
+        rc = tr_read_buffered(self);
+        goto done;
+    }
+    if (tr_scratch == NULL) {
+        tr_scratch = PyMem_RawMalloc(TR_MAX_SIZE);
+        if (tr_scratch == NULL) {
+            PyErr_NoMemory();
+            rc = -1;
+            goto done;
+        }
+    }
+    n = tr_recv(self->fd, tr_scratch, TR_MAX_SIZE);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            rc = 0;
+            goto done;
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        rc = tr_fatal(self, "Fatal read error on socket transport");
+        goto done;
+    }
+    if (n == 0) {
+        rc = tr_on_eof(self);
+        goto done;
+    }
+    data = PyBytes_FromStringAndSize(tr_scratch, n);
+    if (data == NULL) {
+        rc = -1;
+        goto done;
+    }
+    args[0] = proto;
+    args[1] = data;
+    res = PyObject_VectorcallMethod(tr_str_data_received, args,
+                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(data);
+    if (res == NULL) {
+        rc = tr_fatal(self, "Fatal error: protocol.data_received() call failed.");
+        goto done;
+    }
+    Py_DECREF(res);
+    rc = 0;
+done:
+    Py_DECREF(proto);
+    Py_DECREF(self);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_pause_reading(StreamTr *self, PyObject *unused)
+{
+    if (self->closing || self->paused)
+        Py_RETURN_NONE;
+    self->paused = 1;
+    tr_remove_io(self, AIO_READ);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_resume_reading(StreamTr *self, PyObject *unused)
+{
+    if (self->closing || !self->paused)
+        Py_RETURN_NONE;
+    self->paused = 0;
+    if (tr_add_io(self, AIO_READ) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_is_reading(StreamTr *self, PyObject *unused)
+{
+    return PyBool_FromLong(!self->paused && !self->closing);
+}
+
+/* what asyncio schedules after connection_made: start reading unless paused or closed */
+static PyObject *
+tr_py_start_reading(StreamTr *self, PyObject *unused)
+{
+    if (self->closing || self->paused || self->loop == NULL)
+        Py_RETURN_NONE;
+    if (tr_add_io(self, AIO_READ) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* writing                                                                                    */
+
+static int
+tr_write_refused(StreamTr *self, const char *what)
+{
+    if (self->eof) {
+        PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", what);
+        return 1;
+    }
+    return 0;
+}
+
+/* write() after the connection was lost: counted, and logged past a threshold */
+static PyObject *
+tr_write_lost(StreamTr *self)
+{
+    if (self->conn_lost >= TR_CONNLOST_WARN && tr_logger_warning != NULL) {
+        PyObject *r = PyObject_CallFunction(tr_logger_warning, "s",
+                                            "socket.send() raised exception.");
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    self->conn_lost++;
+    Py_RETURN_NONE;
+}
+
+static int
+tr_check_bytes_like(PyObject *data)
+{
+    if (PyBytes_Check(data) || PyByteArray_Check(data) || PyMemoryView_Check(data))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%.100s'",
+                 Py_TYPE(data)->tp_name);
+    return -1;
+}
+
+static PyObject *
+tr_py_write(StreamTr *self, PyObject *data)
+{
+    Py_buffer view;
+    ssize_t n = 0;
+    if (tr_check_bytes_like(data) < 0 || tr_write_refused(self, "write"))
+        return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    if (self->conn_lost) {
+        PyBuffer_Release(&view);
+        return tr_write_lost(self);
+    }
+    if (self->qlen == 0) {
+        /* nothing queued: try to send now */
+        do {
+            n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                PyBuffer_Release(&view);
+                PyErr_SetFromErrno(PyExc_OSError);
+                if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            n = 0;
+        }
+        if (n == view.len) {
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
+        if (tr_add_io(self, AIO_WRITE) < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    if (tr_queue_rest(self, data, view.buf, view.len, n) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    PyBuffer_Release(&view);
+    if (tr_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* the writer's callback: send what is queued, one sendmsg */
+static PyObject *
+tr_write_ready(StreamTr *self, PyObject *unused)
+{
+    struct iovec iov[TR_IOV_MAX];
+    int niov = 0;
+    ssize_t n;
+    if (self->conn_lost || self->qlen == 0)
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < self->qlen && niov < TR_IOV_MAX; i++) {
+        TrChunk *c = &self->q[self->qhead + i];
+        iov[niov].iov_base = PyBytes_AS_STRING(c->obj) + c->off;
+        iov[niov].iov_len = (size_t)(PyBytes_GET_SIZE(c->obj) - c->off);
+        niov++;
+    }
+    n = tr_sendmsg(self->fd, iov, niov);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            Py_RETURN_NONE;
+        PyErr_SetFromErrno(PyExc_OSError);
+        {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            tr_remove_io(self, AIO_WRITE);
+            tr_queue_clear(self);
+            PyErr_Restore(t, v, tb);
+        }
+        if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    tr_queue_consume(self, n);
+    if (tr_maybe_resume_protocol(self) < 0) {    /* may write more */
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (self->qlen == 0) {
+        tr_remove_io(self, AIO_WRITE);
+        if (self->closing) {
+            PyObject *r = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O",
+                                              Py_None);
+            Py_DECREF(self);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+            Py_RETURN_NONE;
+        }
+        if (self->eof && shutdown(self->fd, SHUT_WR) < 0) {
+            /* the peer may be gone already: the next read reports it */
+        }
+    }
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+/* writelines(list_of_data): everything in one sendmsg when nothing is queued */
+static PyObject *
+tr_py_writelines(StreamTr *self, PyObject *list)
+{
+    PyObject *seq;
+    Py_ssize_t count, total = 0, sent = 0, i;
+    struct iovec iov[TR_IOV_MAX];
+    Py_buffer views[TR_IOV_MAX];
+    int nviews = 0;
+    if (tr_write_refused(self, "writelines"))
+        return NULL;
+    seq = PySequence_Fast(list, "writelines() argument must be iterable");
+    if (seq == NULL)
+        return NULL;
+    count = PySequence_Fast_GET_SIZE(seq);
+    for (i = 0; i < count; i++) {
+        if (tr_check_bytes_like(PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    if (count == 0) {
+        Py_DECREF(seq);
+        Py_RETURN_NONE;
+    }
+    if (self->conn_lost) {
+        Py_DECREF(seq);
+        return tr_write_lost(self);
+    }
+    if (self->qlen == 0 && count <= TR_IOV_MAX) {
+        ssize_t n;
+        for (i = 0; i < count; i++) {
+            if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i],
+                                   PyBUF_SIMPLE) < 0)
+                goto fail;
+            nviews++;
+            iov[i].iov_base = views[i].buf;
+            iov[i].iov_len = (size_t)views[i].len;
+            total += views[i].len;
+        }
+        if (total == 0)
+            goto release;
+        n = tr_sendmsg(self->fd, iov, (int)count);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                for (i = 0; i < nviews; i++)
+                    PyBuffer_Release(&views[i]);
+                Py_DECREF(seq);
+                if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            n = 0;
+        }
+        sent = n;
+        if (sent == total)
+            goto release;
+        if (tr_add_io(self, AIO_WRITE) < 0)
+            goto fail;
+        /* queue the rest of each item */
+        for (i = 0; i < count; i++) {
+            Py_ssize_t len = views[i].len;
+            if (sent >= len) {
+                sent -= len;
+                continue;
+            }
+            if (tr_queue_rest(self, PySequence_Fast_GET_ITEM(seq, i), views[i].buf, len,
+                              sent) < 0)
+                goto fail;
+            sent = 0;
+        }
+        goto release;
+    }
+    /* something is queued already (the writer is on), or too many items: queue them all */
+    for (i = 0; i < count; i++) {
+        Py_buffer v;
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        int r;
+        if (PyObject_GetBuffer(item, &v, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        r = v.len > 0 ? tr_queue_rest(self, item, v.buf, v.len, 0) : 0;
+        PyBuffer_Release(&v);
+        if (r < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    if (self->qlen > 0 && tr_add_io(self, AIO_WRITE) < 0)
+        return NULL;
+    if (tr_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+release:
+    for (i = 0; i < nviews; i++)
+        PyBuffer_Release(&views[i]);
+    Py_DECREF(seq);
+    if (tr_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+fail:
+    for (i = 0; i < nviews; i++)
+        PyBuffer_Release(&views[i]);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyObject *
+tr_py_write_eof(StreamTr *self, PyObject *unused)
+{
+    if (self->closing || self->eof)
+        Py_RETURN_NONE;
+    self->eof = 1;
+    if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_can_write_eof(StreamTr *self, PyObject *unused)
+{
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+tr_py_get_write_buffer_size(StreamTr *self, PyObject *unused)
+{
+    return PyLong_FromSsize_t(self->qbytes);
+}
+
+static PyObject *
+tr_py_get_write_buffer_limits(StreamTr *self, PyObject *unused)
+{
+    return Py_BuildValue("(nn)", self->low, self->high);
+}
+
+static PyObject *
+tr_py_set_write_buffer_limits(StreamTr *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"high", "low", NULL};
+    PyObject *high = Py_None, *low = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
+                                     &high, &low))
+        return NULL;
+    if (tr_set_limits(self, high, low) < 0)
+        return NULL;
+    if (self->protocol != NULL && tr_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* protocol, setup, teardown                                                                  */
+
+static int
+tr_set_protocol(StreamTr *self, PyObject *protocol)
+{
+    int b = tr_buffered_protocol ? PyObject_IsInstance(protocol, tr_buffered_protocol) : 0;
+    if (b < 0)
+        return -1;
+    Py_INCREF(protocol);
+    Py_XSETREF(self->protocol, protocol);
+    self->buffered = (unsigned char)b;
+    self->protocol_connected = 1;
+    return 0;
+}
+
+static PyObject *
+tr_py_set_protocol(StreamTr *self, PyObject *protocol)
+{
+    if (tr_set_protocol(self, protocol) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_py_get_protocol(StreamTr *self, PyObject *unused)
+{
+    PyObject *p = self->protocol ? self->protocol : Py_None;
+    Py_INCREF(p);
+    return p;
+}
+
+static PyObject *
+tr_py_is_closing(StreamTr *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+tr_py_get_extra_info(StreamTr *self, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "default"};
+    PyObject *a[2] = {NULL, Py_None}, *v;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        a[i] = args[i];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        int j = PyUnicode_CompareWithASCIIString(k, names[0]) == 0 ? 0
+              : PyUnicode_CompareWithASCIIString(k, names[1]) == 0 ? 1 : -1;
+        if (j < 0 || (j < nargs)) {
+            PyErr_Format(PyExc_TypeError, "get_extra_info() got an unexpected keyword "
+                         "argument %R", k);
+            return NULL;
+        }
+        a[j] = args[nargs + i];
+    }
+    if (a[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "get_extra_info() missing argument 'name'");
+        return NULL;
+    }
+    if (self->extra == NULL || !PyDict_Check(self->extra)) {
+        Py_INCREF(a[1]);
+        return a[1];
+    }
+    v = PyDict_GetItemWithError(self->extra, a[0]);
+    if (v == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        v = a[1];
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+/* _setup(loop, sock, fd, protocol, extra, context): the C state; the rest of asyncio's
+ * constructor is Python (StreamTransport.__init__) */
+static PyObject *
+tr_py_setup(StreamTr *self, PyObject *args)
+{
+    PyObject *loop, *sock, *protocol, *extra, *context;
+    int fd;
+    if (!PyArg_ParseTuple(args, "OOiOO!O:_setup", &loop, &sock, &fd, &protocol,
+                          &PyDict_Type, &extra, &context))
+        return NULL;
+    if (!PyObject_TypeCheck(loop, &AioLoop_Type)) {
+        PyErr_Format(PyExc_TypeError, "the loop must be an evloop.aio.Loop, not %R", loop);
+        return NULL;
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "the socket is closed");
+        return NULL;
+    }
+    if (self->read_cb == NULL) {
+        self->read_cb = PyObject_GetAttrString((PyObject *)self, "_read_ready");
+        if (self->read_cb == NULL)
+            return NULL;
+        self->write_cb = PyObject_GetAttrString((PyObject *)self, "_write_ready");
+        if (self->write_cb == NULL)
+            return NULL;
+    }
+    Py_INCREF(loop);
+    Py_XSETREF(self->loop, (AioLoop *)loop);
+    Py_INCREF(sock);
+    Py_XSETREF(self->sock, sock);
+    Py_INCREF(extra);
+    Py_XSETREF(self->extra, extra);
+    if (context != Py_None) {
+        Py_INCREF(context);
+        Py_XSETREF(self->context, context);
+    }
+    Py_XSETREF(self->fdobj, PyLong_FromLong(fd));
+    if (self->fdobj == NULL)
+        return NULL;
+    self->fd = fd;
+    if (tr_set_limits(self, NULL, NULL) < 0 || tr_set_protocol(self, protocol) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* after connection_lost ran: let go of the loop, the protocol and the socket; returns the
+ * socket (to be closed by the caller) */
+static PyObject *
+tr_py_detach(StreamTr *self, PyObject *unused)
+{
+    PyObject *sock = self->sock;
+    self->sock = NULL;
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->context);
+    tr_queue_clear(self);
+    if (sock == NULL)
+        Py_RETURN_NONE;
+    return sock;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the type                                                                                   */
+
+static int
+tr_traverse(StreamTr *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->context);
+    Py_VISIT(self->read_cb);
+    Py_VISIT(self->write_cb);
+    return 0;
+}
+
+static int
+tr_clear(StreamTr *self)
+{
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->read_cb);
+    Py_CLEAR(self->write_cb);
+    return 0;
+}
+
+static void
+tr_dealloc(StreamTr *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    tr_clear(self);
+    tr_queue_clear(self);
+    Py_CLEAR(self->fdobj);
+    PyMem_Free(self->q);
+    self->q = NULL;
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+#define TR_FLAG_GETTER(NAME, EXPR)                                                      \
+    static PyObject *NAME(StreamTr *self, void *c) { return PyBool_FromLong(EXPR); }
+TR_FLAG_GETTER(tr_get_closing, self->closing)
+TR_FLAG_GETTER(tr_get_eof, self->eof)
+TR_FLAG_GETTER(tr_get_paused, self->paused)
+TR_FLAG_GETTER(tr_get_protocol_paused, self->protocol_paused)
+TR_FLAG_GETTER(tr_get_protocol_connected, self->protocol_connected)
+
+static PyObject *
+tr_get_conn_lost(StreamTr *self, void *c)
+{
+    return PyLong_FromLong(self->conn_lost);
+}
+
+static PyObject *
+tr_get_obj(StreamTr *self, void *c)
+{
+    PyObject *v = *(PyObject **)((char *)self + (Py_ssize_t)c);
+    if (v == NULL)
+        v = Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static PyObject *
+tr_get_sock_fd(StreamTr *self, void *c)
+{
+    return PyLong_FromLong(self->fd);
+}
+
+static PyObject *
+tr_get_high(StreamTr *self, void *c)
+{
+    return PyLong_FromSsize_t(self->high);
+}
+
+static PyObject *
+tr_get_low(StreamTr *self, void *c)
+{
+    return PyLong_FromSsize_t(self->low);
+}
+
+static PyGetSetDef tr_getset[] = {
+    {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
+    {"_eof", (getter)tr_get_eof, NULL, NULL, NULL},
+    {"_paused", (getter)tr_get_paused, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)tr_get_protocol_paused, NULL, NULL, NULL},
+    {"_protocol_connected", (getter)tr_get_protocol_connected, NULL, NULL, NULL},
+    {"_conn_lost", (getter)tr_get_conn_lost, NULL, NULL, NULL},
+    {"_loop", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, loop)},
+    {"_sock", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, sock)},
+    {"_protocol", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, protocol)},
+    {"_sock_fd", (getter)tr_get_sock_fd, NULL, NULL, NULL},
+    {"_high_water", (getter)tr_get_high, NULL, NULL, NULL},
+    {"_low_water", (getter)tr_get_low, NULL, NULL, NULL},
+    {NULL}
+};
+
+static PyMethodDef tr_methods[] = {
+    {"_setup", (PyCFunction)tr_py_setup, METH_VARARGS, NULL},
+    {"_detach", (PyCFunction)tr_py_detach, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)tr_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)tr_write_ready, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)tr_py_start_reading, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)tr_py_force_close, METH_O, NULL},
+    {"write", (PyCFunction)tr_py_write, METH_O,
+     "write(data): send data (bytes-like), queueing what the socket does not take now"},
+    {"writelines", (PyCFunction)tr_py_writelines, METH_O,
+     "writelines(list_of_data): write each item, with one sendmsg"},
+    {"write_eof", (PyCFunction)tr_py_write_eof, METH_NOARGS,
+     "write_eof(): shut the write side down once the queue is flushed"},
+    {"can_write_eof", (PyCFunction)tr_py_can_write_eof, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)tr_py_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)tr_py_get_write_buffer_limits, METH_NOARGS,
+     "(low, high)"},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))tr_py_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits(high=None, low=None)"},
+    {"pause_reading", (PyCFunction)tr_py_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)tr_py_resume_reading, METH_NOARGS, NULL},
+    {"is_reading", (PyCFunction)tr_py_is_reading, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)tr_py_is_closing, METH_NOARGS, NULL},
+    {"close", (PyCFunction)tr_py_close, METH_NOARGS,
+     "close(): stop reading; connection_lost(None) once the write queue is flushed"},
+    {"abort", (PyCFunction)tr_py_abort, METH_NOARGS,
+     "abort(): close now, dropping the write queue; connection_lost(None)"},
+    {"set_protocol", (PyCFunction)tr_py_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)tr_py_get_protocol, METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))tr_py_get_extra_info,
+     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"},
+    {NULL}
+};
+
+static PyMemberDef tr_members[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(StreamTr, weakreflist), Py_READONLY},
+#else
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(StreamTr, weakreflist), READONLY},
+#endif
+    {NULL}
+};
+
+static PyType_Slot tr_slots[] = {
+    {Py_tp_dealloc, (void *)tr_dealloc},
+    {Py_tp_traverse, (void *)tr_traverse},
+    {Py_tp_clear, (void *)tr_clear},
+    {Py_tp_methods, (void *)tr_methods},
+    {Py_tp_getset, (void *)tr_getset},
+    {Py_tp_members, (void *)tr_members},
+    {Py_tp_doc, (void *)"the C half of evloop.aio's stream transport"},
+    {0, NULL}
+};
+
+static PyType_Spec tr_spec = {
+    .name = "evloop.core.StreamTransportBase",
+    .basicsize = sizeof(StreamTr),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = tr_slots,
+};
+
+/* _aio_stream_transport_type(asyncio.Transport, asyncio.BufferedProtocol, logger.warning)
+ * -> the type: called once by evloop.aio. The base's instances must be exactly an object
+ * with BaseTransport's one slot (`_extra`), which StreamTr lays out as its first field. */
+static PyObject *
+mod_aio_stream_transport_type(PyObject *m, PyObject *args)
+{
+    PyObject *base, *buffered, *warning, *bases, *type;
+    if (!PyArg_ParseTuple(args, "O!OO:_aio_stream_transport_type", &PyType_Type, &base,
+                          &buffered, &warning))
+        return NULL;
+    if (((PyTypeObject *)base)->tp_basicsize != (Py_ssize_t)offsetof(StreamTr, loop)
+        || ((PyTypeObject *)base)->tp_itemsize != 0
+        || ((PyTypeObject *)base)->tp_dictoffset != 0
+        || ((PyTypeObject *)base)->tp_weaklistoffset != 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%R does not have asyncio.Transport's layout (one __slots__ entry, "
+                     "no __dict__): evloop.aio's transport cannot derive from it", base);
+        return NULL;
+    }
+    if (tr_kw_context == NULL) {
+        tr_kw_context = Py_BuildValue("(s)", "context");
+        tr_str_call_soon = PyUnicode_InternFromString("call_soon");
+        tr_str_data_received = PyUnicode_InternFromString("data_received");
+        tr_str_get_buffer = PyUnicode_InternFromString("get_buffer");
+        tr_str_buffer_updated = PyUnicode_InternFromString("buffer_updated");
+        tr_minus_one = PyLong_FromLong(-1);
+        if (tr_kw_context == NULL || tr_str_call_soon == NULL || tr_str_data_received == NULL
+            || tr_str_get_buffer == NULL || tr_str_buffer_updated == NULL
+            || tr_minus_one == NULL)
+            return NULL;
+    }
+    Py_INCREF(buffered);
+    Py_XSETREF(tr_buffered_protocol, buffered);
+    Py_INCREF(warning);
+    Py_XSETREF(tr_logger_warning, warning);
+    bases = PyTuple_Pack(1, base);
+    if (bases == NULL)
+        return NULL;
+    type = PyType_FromSpecWithBases(&tr_spec, bases);
+    Py_DECREF(bases);
+    return type;
+}
