@@ -57,6 +57,7 @@ typedef struct {
     PyObject *context;          /* 3.15+: the Context callbacks run in, or NULL */
     PyObject *fdobj;            /* the fd as an int */
     PyObject *read_cb, *write_cb; /* bound C methods: the reader's and writer's callbacks */
+    PyObject *empty_waiter;     /* loop.sendfile(): a future set once the queue is empty */
     int fd;
     int conn_lost;              /* asyncio's _conn_lost: connection_lost is scheduled */
     unsigned char closing, eof, paused, protocol_paused, protocol_connected, buffered;
@@ -636,6 +637,27 @@ tr_write_refused(StreamTr *self, const char *what)
         PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", what);
         return 1;
     }
+    if (self->empty_waiter != NULL) {
+        PyErr_Format(PyExc_RuntimeError, "unable to %s; sendfile is in progress", what);
+        return 1;
+    }
+    return 0;
+}
+
+/* the empty waiter (loop.sendfile waits for the queue to drain): its result or exception */
+static int
+tr_empty_waiter_done(StreamTr *self, PyObject *exc)
+{
+    PyObject *w = self->empty_waiter, *r;
+    if (w == NULL)
+        return 0;
+    if (exc != NULL)
+        r = PyObject_CallMethod(w, "set_exception", "O", exc);
+    else
+        r = PyObject_CallMethod(w, "set_result", "O", Py_None);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
     return 0;
 }
 
@@ -734,15 +756,20 @@ tr_write_ready(StreamTr *self, PyObject *unused)
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             Py_RETURN_NONE;
-        PyErr_SetFromErrno(PyExc_OSError);
-        {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            tr_remove_io(self, AIO_WRITE);
-            tr_queue_clear(self);
-            PyErr_Restore(t, v, tb);
-        }
-        if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", errno, strerror(errno));
+        int rc;
+        if (exc == NULL)
+            return NULL;
+        tr_remove_io(self, AIO_WRITE);
+        tr_queue_clear(self);
+        Py_INCREF(self);
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        rc = tr_fatal(self, "Fatal write error on socket transport");
+        if (rc == 0)
+            rc = tr_empty_waiter_done(self, exc);
+        Py_DECREF(exc);
+        Py_DECREF(self);
+        if (rc < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -754,6 +781,10 @@ tr_write_ready(StreamTr *self, PyObject *unused)
     }
     if (self->qlen == 0) {
         tr_remove_io(self, AIO_WRITE);
+        if (tr_empty_waiter_done(self, NULL) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
         if (self->closing) {
             PyObject *r = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O",
                                               Py_None);
@@ -1080,6 +1111,7 @@ tr_traverse(StreamTr *self, visitproc visit, void *arg)
     Py_VISIT(self->context);
     Py_VISIT(self->read_cb);
     Py_VISIT(self->write_cb);
+    Py_VISIT(self->empty_waiter);
     return 0;
 }
 
@@ -1093,6 +1125,7 @@ tr_clear(StreamTr *self)
     Py_CLEAR(self->context);
     Py_CLEAR(self->read_cb);
     Py_CLEAR(self->write_cb);
+    Py_CLEAR(self->empty_waiter);
     return 0;
 }
 
@@ -1154,7 +1187,26 @@ tr_get_low(StreamTr *self, void *c)
     return PyLong_FromSsize_t(self->low);
 }
 
+static PyObject *
+tr_get_empty_waiter(StreamTr *self, void *c)
+{
+    PyObject *v = self->empty_waiter ? self->empty_waiter : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static int
+tr_set_empty_waiter(StreamTr *self, PyObject *v, void *c)
+{
+    if (v == Py_None)
+        v = NULL;
+    Py_XINCREF(v);
+    Py_XSETREF(self->empty_waiter, v);
+    return 0;
+}
+
 static PyGetSetDef tr_getset[] = {
+    {"_empty_waiter", (getter)tr_get_empty_waiter, (setter)tr_set_empty_waiter, NULL, NULL},
     {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
     {"_eof", (getter)tr_get_eof, NULL, NULL, NULL},
     {"_paused", (getter)tr_get_paused, NULL, NULL, NULL},

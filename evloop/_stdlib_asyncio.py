@@ -24,8 +24,8 @@ behaviour by reading ``__code__``; a detail that differs between versions is cho
 import asyncio
 import sys
 import threading
-from asyncio import base_events, events, format_helpers, runners, selector_events, \
-    unix_events
+from asyncio import base_events, constants, events, format_helpers, runners, \
+    selector_events, unix_events
 import asyncio.futures
 import asyncio.tasks
 from typing import Any, Callable, Dict, Optional
@@ -48,6 +48,7 @@ LOOP_HOOKS = (
     "_add_reader", "_add_writer", "_remove_reader", "_remove_writer",   # transports' I/O
     "_add_callback", "_add_callback_signalsafe",    # the signal self-pipe's handles
     "_make_socket_transport", "_make_datagram_transport",
+    "_sendfile_fallback",       # loop.sendfile()'s copy loop (Loop: its own for its transports)
 )
 #: Instance attributes of asyncio's loops that the C core keeps instead (``_ready`` and
 #: ``_scheduled`` as read-only snapshots); BaseEventLoop.__init__ and close() assign them.
@@ -137,6 +138,14 @@ def server_detach(server: Any, transport: Any) -> None:
         server._detach(transport)
     else:
         server._detach()
+
+
+# BaseEventLoop.sendfile() reads transport._sendfile_compatible (an asyncio.constants.
+# _SendfileMode; absent: UNSUPPORTED, RuntimeError). TRY_NATIVE makes it call the selector
+# loop's _sendfile_native(transport, ...), which uses the transport's _sock, _sock_fd,
+# pause/resume_reading and _make_empty_waiter/_reset_empty_waiter, and sock_sendfile();
+# on SendfileNotAvailableError, loop._sendfile_fallback(). 3.10-3.15.
+SENDFILE_TRY_NATIVE: Any = constants._SendfileMode.TRY_NATIVE
 
 
 def register_transport(loop: Any, fd: int, transport: Any) -> None:

@@ -258,6 +258,7 @@ class StreamTransport(_StreamTransportBase):  # type: ignore[misc, valid-type]
     """
 
     _start_tls_compatible = True     # loop.start_tls() may wrap it (asyncio's SSLProtocol)
+    _sendfile_compatible = _stdlib.SENDFILE_TRY_NATIVE   # loop.sendfile(): os.sendfile
     max_size = 256 * 1024            # one read receives at most this (as asyncio's)
 
     def __init__(self, loop: "Loop", sock: socket.socket, protocol: asyncio.BaseProtocol,
@@ -336,6 +337,81 @@ class StreamTransport(_StreamTransportBase):  # type: ignore[misc, valid-type]
             server, self._server = self._server, None
             if server is not None:
                 _stdlib.server_detach(server, self)
+            waiter = self._empty_waiter
+            if waiter is not None:
+                waiter.set_exception(ConnectionError("Connection is closed by peer"))
+
+    # loop.sendfile() (asyncio's selector loop, _sendfile_native) waits for the write queue
+    # to drain with these, and write() refuses data meanwhile.
+    def _make_empty_waiter(self) -> asyncio.Future:  # type: ignore[type-arg]
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        waiter = self._loop.create_future()
+        if not self.get_write_buffer_size():
+            waiter.set_result(None)
+        self._empty_waiter = waiter
+        return waiter
+
+    def _reset_empty_waiter(self) -> None:
+        self._empty_waiter = None
+
+
+class _SendfileFallback(asyncio.Protocol):
+    """loop.sendfile()'s fallback for a StreamTransport: the protocol the transport has
+    while the file is read and written, so that the write buffer's pause/resume_writing
+    pace the copy (asyncio's own such protocol accepts only asyncio's transports)."""
+
+    def __init__(self, transport: StreamTransport) -> None:
+        self._transport = transport
+        self._proto = transport.get_protocol()
+        self._should_resume_reading = transport.is_reading()
+        self._should_resume_writing = transport._protocol_paused
+        transport.pause_reading()
+        transport.set_protocol(self)
+        self._write_ready: Optional[asyncio.Future] = (  # type: ignore[type-arg]
+            transport._loop.create_future() if self._should_resume_writing else None)
+
+    async def drain(self) -> None:
+        if self._transport.is_closing():
+            raise ConnectionError("Connection closed by peer")
+        if self._write_ready is not None:
+            await self._write_ready
+
+    def connection_made(self, transport: Any) -> None:
+        raise RuntimeError("Invalid state: connection should have been established already.")
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._write_ready is not None:
+            self._write_ready.set_exception(
+                exc if exc is not None else ConnectionError("Connection is closed by peer"))
+        self._proto.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._write_ready is None:
+            self._write_ready = self._transport._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._write_ready is not None:
+            self._write_ready.set_result(False)
+            self._write_ready = None
+
+    def data_received(self, data: bytes) -> None:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    def eof_received(self) -> None:
+        raise RuntimeError("Invalid state: reading should be paused")
+
+    async def restore(self) -> None:
+        self._transport.set_protocol(self._proto)
+        if self._should_resume_reading:
+            self._transport.resume_reading()
+        if self._write_ready is not None:
+            self._write_ready.cancel()
+        if self._should_resume_writing:
+            self._proto.resume_writing()
+
+
+_SENDFILE_BLOCK = 256 * 1024   # asyncio's read size for sendfile's fallback
 
 
 def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
@@ -465,6 +541,37 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
             view = memoryview(bytearray(_DatagramTransport.max_size))
             self.__dict__["_evloop_dgram_view"] = view
         return view
+
+    async def _sendfile_fallback(self, transp: Any, file: Any, offset: int,
+                                 count: Optional[int]) -> int:
+        """loop.sendfile() when os.sendfile cannot be used: read the file in blocks (in the
+        executor) and write them, paced by the transport's flow control. asyncio's own
+        fallback for asyncio's transports; this one for StreamTransport."""
+        if not isinstance(transp, StreamTransport):
+            return await super()._sendfile_fallback(transp, file, offset, count)
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, _SENDFILE_BLOCK) if count else _SENDFILE_BLOCK
+        buf = bytearray(blocksize)
+        total_sent = 0
+        proto = _SendfileFallback(transp)
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        return total_sent
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    return total_sent
+                await proto.drain()
+                transp.write(view[:read])
+                total_sent += read
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset + total_sent)
+            await proto.restore()
 
     def _process_events(self, event_list: Any) -> None:
         raise RuntimeError("evloop.aio dispatches I/O events in C; nothing to process")

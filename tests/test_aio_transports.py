@@ -1,0 +1,601 @@
+"""evloop.aio's own stream transport (evloop.aio.StreamTransport, csrc/evloop_transport.c).
+
+Each test runs on a Loop with its own transports switched on (the loop's
+``_own_transports``, which EVLOOP_AIO_TRANSPORTS sets for new loops), against raw sockets
+or a second transport, and checks what asyncio documents: the protocol calls and their
+order, flow control, reading paused and resumed, write_eof, close and abort, BufferedProtocol,
+writelines, extra info, the errors (their types and messages, asyncio's), and the
+exception-handler contexts.
+"""
+import asyncio
+import gc
+import socket
+import sys
+import warnings
+from asyncio import trsock
+
+import pytest
+
+import evloop.aio
+
+
+@pytest.fixture
+def loop():
+    loop = evloop.aio.new_event_loop()
+    loop._own_transports = True
+    yield loop
+    if loop.is_running():
+        loop.stop()
+    loop.close()
+
+
+def run(loop, coro, timeout=20.0):
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+class Recorder(asyncio.Protocol):
+    """Records every protocol call; done resolves at connection_lost."""
+
+    def __init__(self, loop, eof_keep_open=False):
+        self.calls = []
+        self.data = bytearray()
+        self.done = loop.create_future()
+        self.eof = loop.create_future()
+        self.eof_keep_open = eof_keep_open
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.calls.append("made")
+
+    def data_received(self, data):
+        assert type(data) is bytes
+        self.data += data
+        if not self.calls or self.calls[-1] != "data":
+            self.calls.append("data")
+
+    def eof_received(self):
+        self.calls.append("eof")
+        if not self.eof.done():
+            self.eof.set_result(None)
+        return self.eof_keep_open
+
+    def pause_writing(self):
+        self.calls.append("pause")
+
+    def resume_writing(self):
+        self.calls.append("resume")
+
+    def connection_lost(self, exc):
+        self.calls.append(("lost", exc))
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+async def accepted_pair(loop, proto_factory):
+    """(transport, protocol, raw peer socket): a transport over one end of a TCP pair."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(lsock.getsockname())
+    conn, _ = lsock.accept()
+    lsock.close()
+    transport, protocol = await loop.connect_accepted_socket(proto_factory, conn)
+    peer.setblocking(False)
+    return transport, protocol, peer
+
+
+async def recv_until_eof(loop, sock):
+    chunks = []
+    while True:
+        data = await loop.sock_recv(sock, 1 << 20)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def test_is_an_asyncio_transport_with_extra_info(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await asyncio.sleep(0)
+        assert type(tr) is evloop.aio.StreamTransport
+        assert isinstance(tr, asyncio.Transport)
+        assert isinstance(tr, asyncio.ReadTransport) and isinstance(tr, asyncio.WriteTransport)
+        sock = tr.get_extra_info("socket")
+        assert isinstance(sock, trsock.TransportSocket)
+        assert sock.fileno() == tr._sock_fd
+        assert tr.get_extra_info("sockname") == sock.getsockname()
+        assert tr.get_extra_info("peername") == peer.getsockname()
+        assert tr.get_extra_info("nothing") is None
+        assert tr.get_extra_info("nothing", 42) == 42
+        assert tr.get_extra_info(name="nothing", default=7) == 7
+        assert tr._extra["peername"] == peer.getsockname()   # asyncio's attribute too
+        assert tr.get_protocol() is proto
+        assert proto.calls == ["made"]
+        assert tr.can_write_eof() is True
+        assert tr.is_reading() and not tr.is_closing()
+        assert "StreamTransport" in repr(tr) and "read=polling" in repr(tr)
+        tr.close()
+        assert tr.is_closing() and not tr.is_reading()
+        await proto.done
+        assert tr.get_protocol() is None and tr._sock is None
+        assert "closed" in repr(tr)
+        peer.close()
+        return proto.calls
+
+    assert run(loop, main()) == ["made", ("lost", None)]
+
+
+def test_bad_input_raises_what_asyncio_raises(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        with pytest.raises(TypeError,
+                           match=r"^data argument must be a bytes-like object, not 'str'$"):
+            tr.write("text")
+        with pytest.raises(TypeError, match="not 'int'"):
+            tr.write(1)
+        with pytest.raises(TypeError):
+            tr.writelines([b"ok", "text"])
+        with pytest.raises(TypeError):
+            tr.writelines(None)
+        with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+            tr.set_write_buffer_limits(high=1, low=2)
+        with pytest.raises(ValueError):
+            tr.set_write_buffer_limits(low=-1)
+        with pytest.raises(TypeError):
+            tr.set_write_buffer_limits(high="big")
+        with pytest.raises(TypeError):
+            tr.get_extra_info()
+        tr.write(b"")                      # nothing to do
+        assert tr.get_write_buffer_size() == 0
+        tr.write_eof()
+        with pytest.raises(RuntimeError, match=r"^Cannot call write\(\) after write_eof\(\)$"):
+            tr.write(b"x")
+        with pytest.raises(RuntimeError, match=r"writelines\(\) after write_eof\(\)"):
+            tr.writelines([b"x"])
+        assert await recv_until_eof(loop, peer) == b""
+        tr.close()
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_echo_large_messages_and_mutable_buffers(loop):
+    big = bytes(range(256)) * 4096         # 1 MiB
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await loop.sock_sendall(peer, big)
+        while len(proto.data) < len(big):
+            await asyncio.sleep(0.005)
+        assert bytes(proto.data) == big
+        # write() of a bytearray that changes right after: what was queued is a copy
+        buf = bytearray(big)
+        tr.write(buf)
+        tr.write(memoryview(big)[:10])
+        buf[:] = b"\0" * len(buf)
+        tr.close()                        # flushes the queue, then connection_lost
+        got = await recv_until_eof(loop, peer)
+        assert got == big + big[:10]
+        assert await proto.done is None
+        peer.close()
+
+    run(loop, main())
+
+
+def test_flow_control_pause_and_resume_writing(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        tr.set_write_buffer_limits(high=4096)
+        assert tr.get_write_buffer_limits() == (1024, 4096)
+        tr.set_write_buffer_limits(low=100)
+        assert tr.get_write_buffer_limits() == (100, 400)
+        tr.set_write_buffer_limits(high=8192, low=1024)
+        # the peer does not read: the kernel buffers fill, then the transport's
+        chunk = b"x" * 65536
+        while "pause" not in proto.calls:
+            tr.write(chunk)
+        size = tr.get_write_buffer_size()
+        assert size > 8192
+        assert proto.calls.count("pause") == 1
+        tr.write(chunk)                   # still above: pause_writing is not repeated
+        assert proto.calls.count("pause") == 1
+        # drain: resume_writing once the queue is at or below low
+        total = 0
+        while "resume" not in proto.calls:
+            data = await loop.sock_recv(peer, 1 << 20)
+            total += len(data)
+        assert tr.get_write_buffer_size() <= 1024
+        tr.close()
+        total += len(await recv_until_eof(loop, peer))
+        await proto.done
+        peer.close()
+        return proto.calls
+
+    calls = run(loop, main())
+    assert calls[:3] == ["made", "pause", "resume"]
+
+
+def test_set_limits_below_the_queue_pauses_at_once(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        chunk = b"y" * 65536
+        while tr.get_write_buffer_size() == 0:
+            tr.write(chunk)
+        assert "pause" not in proto.calls or tr.get_write_buffer_size() > 65536
+        tr.set_write_buffer_limits(high=0)
+        assert "pause" in proto.calls
+        tr.abort()
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_pause_and_resume_reading(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await asyncio.sleep(0)
+        tr.pause_reading()
+        assert not tr.is_reading()
+        tr.pause_reading()                # idempotent
+        peer.send(b"while paused")
+        await asyncio.sleep(0.05)
+        assert proto.data == b""
+        tr.resume_reading()
+        assert tr.is_reading()
+        tr.resume_reading()
+        while proto.data != b"while paused":
+            await asyncio.sleep(0.005)
+        tr.close()
+        tr.resume_reading()               # closing: no effect, no error
+        assert not tr.is_reading()
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_eof_closes_unless_eof_received_keeps_it_open(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        peer.shutdown(socket.SHUT_WR)
+        assert await proto.done is None
+        assert proto.calls == ["made", "eof", ("lost", None)]
+        peer.close()
+
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop, eof_keep_open=True))
+        peer.send(b"question")
+        peer.shutdown(socket.SHUT_WR)
+        await proto.eof
+        assert not tr.is_closing()
+        tr.write(b"answer")               # the write side is still open
+        tr.write_eof()
+        assert await recv_until_eof(loop, peer) == b"answer"
+        tr.close()
+        await proto.done
+        peer.close()
+        return proto.calls
+
+    assert run(loop, main()) == ["made", "data", "eof", ("lost", None)]
+
+
+def test_write_eof_waits_for_the_queue(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        big = b"z" * (4 << 20)
+        tr.write(big)
+        assert tr.get_write_buffer_size() > 0
+        tr.write_eof()
+        tr.write_eof()                    # once only
+        assert await recv_until_eof(loop, peer) == big
+        tr.close()
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_abort_drops_the_queue(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        tr.write(b"q" * (8 << 20))
+        assert tr.get_write_buffer_size() > 0
+        tr.abort()
+        assert tr.is_closing() and tr.get_write_buffer_size() == 0
+        assert await proto.done is None
+        got = await recv_until_eof(loop, peer)
+        assert len(got) < 8 << 20
+        # writes after the connection was lost are dropped (asyncio logs past 5)
+        for _ in range(3):
+            tr.write(b"late")
+        peer.close()
+
+    run(loop, main())
+
+
+def test_writelines_is_one_send_in_order(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        parts = [b"a", bytearray(b"bc"), memoryview(b"def"), b"", b"g" * 100000]
+        tr.writelines(parts)
+        many = [bytes([65 + i % 26]) * 10 for i in range(200)]  # more than one sendmsg
+        tr.writelines(many)
+        tr.writelines(iter([b"tail"]))    # any iterable, as WriteTransport.writelines
+        tr.writelines([])
+        tr.close()
+        got = await recv_until_eof(loop, peer)
+        assert got == b"".join(bytes(p) for p in parts) + b"".join(many) + b"tail"
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self, loop, size=65536, empty=False):
+        self.buf = bytearray(size)
+        self.got = bytearray()
+        self.empty = empty
+        self.done = loop.create_future()
+        self.calls = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        assert sizehint == -1
+        return bytearray() if self.empty else self.buf
+
+    def buffer_updated(self, nbytes):
+        self.calls += 1
+        self.got += self.buf[:nbytes]
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        self.done.set_result(exc)
+
+
+def test_buffered_protocol_receives_into_its_buffer(loop):
+    big = bytes(range(251)) * 4177          # ~1 MiB
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Buffered(loop))
+        await loop.sock_sendall(peer, big)
+        peer.shutdown(socket.SHUT_WR)
+        assert await proto.done is None
+        assert bytes(proto.got) == big
+        assert proto.calls >= len(big) // 65536
+        peer.close()
+
+    run(loop, main())
+
+
+def test_buffered_protocol_empty_buffer_is_a_fatal_error(loop):
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Buffered(loop, empty=True))
+        peer.send(b"data")
+        exc = await proto.done
+        peer.close()
+        return tr, proto, exc
+
+    tr, proto, exc = run(loop, main())
+    assert isinstance(exc, RuntimeError) and "empty buffer" in str(exc)
+    assert len(errors) == 1
+    ctx = errors[0]
+    assert ctx["message"] == "Fatal error: protocol.get_buffer() call failed."
+    assert ctx["exception"] is exc and ctx["transport"] is tr and ctx["protocol"] is proto
+
+
+def test_set_protocol_switches_between_plain_and_buffered(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        buffered = Buffered(loop)
+        tr.set_protocol(buffered)
+        assert tr.get_protocol() is buffered
+        peer.send(b"to the buffer")
+        while buffered.got != b"to the buffer":
+            await asyncio.sleep(0.005)
+        assert proto.data == b""
+        tr.close()
+        await buffered.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_protocol_errors_go_to_the_exception_handler_and_connection_lost(loop):
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    class Boom(Recorder):
+        def data_received(self, data):
+            raise ZeroDivisionError("boom")
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Boom(loop))
+        peer.send(b"x")
+        exc = await proto.done
+        peer.close()
+        return tr, proto, exc
+
+    tr, proto, exc = run(loop, main())
+    assert isinstance(exc, ZeroDivisionError)
+    assert [c["message"] for c in errors] == \
+        ["Fatal error: protocol.data_received() call failed."]
+    assert errors[0]["exception"] is exc and errors[0]["transport"] is tr
+    assert errors[0]["protocol"] is proto
+
+
+def test_pause_writing_errors_are_reported_not_raised(loop):
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    class BadPause(Recorder):
+        def pause_writing(self):
+            raise ValueError("no pause")
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: BadPause(loop))
+        tr.set_write_buffer_limits(high=0)
+        while not errors:
+            tr.write(b"p" * 65536)
+        assert errors[0]["message"] == "protocol.pause_writing() failed"
+        assert isinstance(errors[0]["exception"], ValueError)
+        tr.abort()
+        await proto.done
+        peer.close()
+
+    run(loop, main())
+
+
+def test_peer_reset_is_connection_lost_without_the_exception_handler(loop):
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await asyncio.sleep(0)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        peer.close()
+        return await proto.done
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionResetError)
+    assert errors == []                      # an OSError is only logged in debug mode
+
+
+def test_write_error_is_connection_lost(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        tr.pause_reading()                    # only the write can see the reset
+        await asyncio.sleep(0)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        peer.close()
+        await asyncio.sleep(0.05)
+        for _ in range(10):
+            tr.write(b"w" * 1000)
+            await asyncio.sleep(0.01)
+        return await proto.done
+
+    exc = run(loop, main())
+    assert isinstance(exc, (BrokenPipeError, ConnectionResetError))
+
+
+def test_create_connection_and_server_unix(loop, tmp_path):
+    path = str(tmp_path / "s")
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    async def main():
+        server = await loop.create_unix_server(Echo, path)
+        tr, proto = await loop.create_unix_connection(lambda: Recorder(loop), path)
+        assert type(tr) is evloop.aio.StreamTransport
+        assert tr.get_extra_info("peername") == path
+        tr.write(b"over unix")
+        while proto.data != b"over unix":
+            await asyncio.sleep(0.005)
+        tr.close()
+        await proto.done
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_streams_over_tcp(loop):
+    async def handle(reader, writer):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert type(writer.transport) is evloop.aio.StreamTransport
+        # TCP_NODELAY, as asyncio's transports set it on IPPROTO_TCP sockets
+        sock = writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        payload = b"s" * (3 << 20)
+        writer.write(payload)
+        got = await reader.readexactly(len(payload))
+        writer.write_eof()
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return got == payload
+
+    assert run(loop, main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13),
+                    reason="Server.close_clients/abort_clients are new in CPython 3.13")
+def test_server_close_clients_and_abort_clients(loop):
+    async def main():
+        protos = []
+
+        def factory():
+            protos.append(Recorder(loop))
+            return protos[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        a = socket.create_connection(addr)
+        b = socket.create_connection(addr)
+        while len(protos) < 2 or any(p.transport is None for p in protos):
+            await asyncio.sleep(0.005)
+        protos[0].transport.write(b"x" * (8 << 20))     # queued: close() flushes it
+        server.close()
+        server.abort_clients()
+        for p in protos:
+            assert await p.done is None
+        await server.wait_closed()
+        a.close()
+        b.close()
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        c = socket.create_connection(server.sockets[0].getsockname())
+        while len(protos) < 3 or protos[2].transport is None:
+            await asyncio.sleep(0.005)
+        server.close()
+        server.close_clients()
+        assert await protos[2].done is None
+        await server.wait_closed()
+        c.close()
+
+    run(loop, main())
+
+
+def test_unclosed_transport_warns(loop):
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await asyncio.sleep(0)
+        peer.close()
+        return tr
+
+    tr = run(loop, main())
+    tr._force_close(None)   # drop the reader; connection_lost stays queued
+    loop._ready            # (the queue is C; this is a snapshot)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = tr
+        del tr
+        loop.close()       # drops the queued connection_lost: the last reference goes
+        del ref
+        gc.collect()
+    assert any(issubclass(w.category, ResourceWarning) and "unclosed transport" in
+               str(w.message) for w in caught), caught
