@@ -3774,7 +3774,7 @@ static PyMethodDef module_methods[] = {
     {"_greenlets_running", mod_greenlets_running, METH_NOARGS,
      "Greenlet.run() bodies entered and not yet left (all threads)"},
     {"_aio_configure", mod_aio_configure, METH_VARARGS, NULL},
-    {"_aio_stream_transport_type", mod_aio_stream_transport_type, METH_VARARGS, NULL},
+    {"_aio_transport_types", mod_aio_transport_types, METH_VARARGS, NULL},
     {NULL}
 };
 

@@ -28,8 +28,11 @@
  * Included by evloop.c after evloop_aio.c (one translation unit).
  */
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 
 /* --- what this file uses from the other rooms (to move to the seam header) -------------- */
 static PyObject *aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nargs,
@@ -37,7 +40,7 @@ static PyObject *aio_add_fd(AioLoop *self, PyObject *const *args, Py_ssize_t nar
 static int aio_fd_remove(AioLoop *self, int fd, int d);        /* evloop_aio.c */
 static PyTypeObject AioLoop_Type;                               /* evloop_aio.c */
 /* and what this file offers them (module method table entry, in evloop.c) */
-static PyObject *mod_aio_stream_transport_type(PyObject *m, PyObject *args);
+static PyObject *mod_aio_transport_types(PyObject *m, PyObject *args);
 
 #define TR_MAX_SIZE (256 * 1024)   /* asyncio's max_size: one recv reads at most this */
 #define TR_IOV_MAX 64              /* iovecs per sendmsg */
@@ -46,6 +49,7 @@ static PyObject *mod_aio_stream_transport_type(PyObject *m, PyObject *args);
 typedef struct {
     PyObject *obj;              /* a bytes object (strong) */
     Py_ssize_t off;             /* first byte not yet sent */
+    PyObject *addr;             /* datagrams: the destination (strong), or NULL */
 } TrChunk;
 
 typedef struct {
@@ -56,8 +60,18 @@ typedef struct {
     PyObject *protocol;         /* strong */
     PyObject *context;          /* 3.15+: the Context callbacks run in, or NULL */
     PyObject *fdobj;            /* the fd as an int */
-    PyObject *read_cb, *write_cb; /* bound C methods: the reader's and writer's callbacks */
+    unsigned char dgram;        /* a datagram transport (other reader and writer) */
     PyObject *empty_waiter;     /* loop.sendfile(): a future set once the queue is empty */
+    /* datagram transports only */
+    PyObject *address;          /* the address given to create_datagram_endpoint, or NULL */
+    PyObject *raddr_obj;        /* the last source address made into a Python object */
+    struct sockaddr_storage raddr; /* ... and its sockaddr */
+    socklen_t raddr_len;
+    PyObject *saddr_obj;        /* the last destination address parsed ... */
+    struct sockaddr_storage saddr; /* ... into this sockaddr */
+    socklen_t saddr_len;
+    int family;
+    unsigned char connected;    /* a peer address: send() instead of sendto() */
     int fd;
     int conn_lost;              /* asyncio's _conn_lost: connection_lost is scheduled */
     unsigned char closing, eof, paused, protocol_paused, protocol_connected, buffered;
@@ -73,7 +87,8 @@ static PyObject *tr_logger_warning = NULL;     /* asyncio's logger.warning */
 static PyObject *tr_kw_context = NULL;         /* ("context",) */
 static char *tr_scratch = NULL;                /* the reused receive buffer, TR_MAX_SIZE */
 static PyObject *tr_str_call_soon = NULL, *tr_str_data_received = NULL,
-    *tr_str_get_buffer = NULL, *tr_str_buffer_updated = NULL, *tr_minus_one = NULL;
+    *tr_str_get_buffer = NULL, *tr_str_buffer_updated = NULL, *tr_minus_one = NULL,
+    *tr_str_datagram_received = NULL;
 
 /* ---------------------------------------------------------------------------------------- */
 /* helpers                                                                                    */
@@ -88,15 +103,33 @@ tr_check_loop(StreamTr *self)
     return 0;
 }
 
+/* The reader's and writer's callbacks: bound C methods made for each registration (not
+ * kept: a transport that keeps a bound method of itself is a reference cycle, and asyncio
+ * expects a failed connection to be freed without the garbage collector). */
+static PyObject *tr_read_ready(StreamTr *self, PyObject *unused);
+static PyObject *tr_write_ready(StreamTr *self, PyObject *unused);
+static PyObject *tr_dgram_read_ready(StreamTr *self, PyObject *unused);
+static PyObject *tr_dgram_sendto_ready(StreamTr *self, PyObject *unused);
+static PyMethodDef tr_cb_defs[4] = {
+    {"_read_ready", (PyCFunction)tr_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)tr_write_ready, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)tr_dgram_read_ready, METH_NOARGS, NULL},
+    {"_sendto_ready", (PyCFunction)tr_dgram_sendto_ready, METH_NOARGS, NULL},
+};
+
 /* start the reader (d=AIO_READ) or writer through the loop */
 static int
 tr_add_io(StreamTr *self, int d)
 {
-    PyObject *args[3], *h;
+    PyObject *args[3], *h, *cb;
     if (tr_check_loop(self) < 0)
         return -1;
+    cb = PyCFunction_New(&tr_cb_defs[(self->dgram ? 2 : 0) + (d == AIO_READ ? 0 : 1)],
+                         (PyObject *)self);
+    if (cb == NULL)
+        return -1;
     args[0] = self->fdobj;
-    args[1] = d == AIO_READ ? self->read_cb : self->write_cb;
+    args[1] = cb;
     if (self->context != NULL) {
         args[2] = self->context;
         h = aio_add_fd(self->loop, args, 2, tr_kw_context, d);
@@ -104,6 +137,7 @@ tr_add_io(StreamTr *self, int d)
     else {
         h = aio_add_fd(self->loop, args, 2, NULL, d);
     }
+    Py_DECREF(cb);
     if (h == NULL)
         return -1;
     Py_DECREF(h);
@@ -218,8 +252,10 @@ tr_report(StreamTr *self, const char *message)
 static void
 tr_queue_clear(StreamTr *self)
 {
-    for (Py_ssize_t i = 0; i < self->qlen; i++)
+    for (Py_ssize_t i = 0; i < self->qlen; i++) {
         Py_DECREF(self->q[self->qhead + i].obj);
+        Py_XDECREF(self->q[self->qhead + i].addr);
+    }
     self->qhead = self->qlen = 0;
     self->qbytes = 0;
 }
@@ -247,6 +283,7 @@ tr_queue_push(StreamTr *self, PyObject *obj, Py_ssize_t off)
     Py_INCREF(obj);
     self->q[self->qhead + self->qlen].obj = obj;
     self->q[self->qhead + self->qlen].off = off;
+    self->q[self->qhead + self->qlen].addr = NULL;
     self->qlen++;
     self->qbytes += PyBytes_GET_SIZE(obj) - off;
     return 0;
@@ -338,7 +375,7 @@ tr_maybe_resume_protocol(StreamTr *self)
 static int
 tr_set_limits(StreamTr *self, PyObject *high_o, PyObject *low_o)
 {
-    Py_ssize_t high, low;
+    Py_ssize_t high = 0, low = 0;
     if (high_o != NULL && high_o != Py_None) {
         high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
         if (high == -1 && PyErr_Occurred())
@@ -1054,14 +1091,6 @@ tr_py_setup(StreamTr *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return NULL;
     }
-    if (self->read_cb == NULL) {
-        self->read_cb = PyObject_GetAttrString((PyObject *)self, "_read_ready");
-        if (self->read_cb == NULL)
-            return NULL;
-        self->write_cb = PyObject_GetAttrString((PyObject *)self, "_write_ready");
-        if (self->write_cb == NULL)
-            return NULL;
-    }
     Py_INCREF(loop);
     Py_XSETREF(self->loop, (AioLoop *)loop);
     Py_INCREF(sock);
@@ -1109,9 +1138,12 @@ tr_traverse(StreamTr *self, visitproc visit, void *arg)
     Py_VISIT(self->sock);
     Py_VISIT(self->protocol);
     Py_VISIT(self->context);
-    Py_VISIT(self->read_cb);
-    Py_VISIT(self->write_cb);
     Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->address);
+    Py_VISIT(self->raddr_obj);
+    Py_VISIT(self->saddr_obj);
+    for (Py_ssize_t i = 0; i < self->qlen; i++)
+        Py_VISIT(self->q[self->qhead + i].addr);
     return 0;
 }
 
@@ -1123,9 +1155,10 @@ tr_clear(StreamTr *self)
     Py_CLEAR(self->sock);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->context);
-    Py_CLEAR(self->read_cb);
-    Py_CLEAR(self->write_cb);
     Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->address);
+    Py_CLEAR(self->raddr_obj);
+    Py_CLEAR(self->saddr_obj);
     return 0;
 }
 
@@ -1283,45 +1316,631 @@ static PyType_Spec tr_spec = {
     .slots = tr_slots,
 };
 
-/* _aio_stream_transport_type(asyncio.Transport, asyncio.BufferedProtocol, logger.warning)
- * -> the type: called once by evloop.aio. The base's instances must be exactly an object
- * with BaseTransport's one slot (`_extra`), which StreamTr lays out as its first field. */
+/* ---------------------------------------------------------------------------------------- */
+/* datagram transports (UDP, Unix datagram sockets): the same struct, another type            */
+/*                                                                                            */
+/* asyncio's _SelectorDatagramTransport, in C: one recvfrom per readable event, the source     */
+/* address made into asyncio's Python form (and reused while it repeats: an echo peer sends    */
+/* from one address), datagram_received(data, addr); sendto() sends at once and queues        */
+/* (data, addr) only when the socket would block; OSError from either goes to                  */
+/* protocol.error_received. The differences between CPython versions (empty datagrams, the    */
+/* per-datagram size the write buffer counts) are parameters set by evloop.aio.               */
+
+static int tr_dgram_send_empty = 1;        /* 3.13+: sendto(b'') sends an empty datagram */
+static Py_ssize_t tr_dgram_header = 8;     /* 3.13+: bytes counted per queued datagram */
+
+/* a sockaddr as the socket module gives it (AF_INET, AF_INET6, AF_UNIX); NULL, no error
+ * set, for another family */
 static PyObject *
-mod_aio_stream_transport_type(PyObject *m, PyObject *args)
+tr_addr_to_python(struct sockaddr *sa, socklen_t len)
 {
-    PyObject *base, *buffered, *warning, *bases, *type;
-    if (!PyArg_ParseTuple(args, "O!OO:_aio_stream_transport_type", &PyType_Type, &base,
-                          &buffered, &warning))
-        return NULL;
-    if (((PyTypeObject *)base)->tp_basicsize != (Py_ssize_t)offsetof(StreamTr, loop)
-        || ((PyTypeObject *)base)->tp_itemsize != 0
-        || ((PyTypeObject *)base)->tp_dictoffset != 0
-        || ((PyTypeObject *)base)->tp_weaklistoffset != 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "%R does not have asyncio.Transport's layout (one __slots__ entry, "
-                     "no __dict__): evloop.aio's transport cannot derive from it", base);
+    char host[INET6_ADDRSTRLEN];
+    if (len == 0)
+        Py_RETURN_NONE;
+    switch (sa->sa_family) {
+    case AF_INET: {
+        struct sockaddr_in *a = (struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
+    }
+    case AF_INET6: {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
+                             (unsigned int)ntohl(a->sin6_flowinfo),
+                             (unsigned int)a->sin6_scope_id);
+    }
+    case AF_UNIX: {
+        struct sockaddr_un *a = (struct sockaddr_un *)sa;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        if (len > off && a->sun_path[0] == 0)   /* Linux's abstract namespace: bytes */
+            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)(len - off));
+        if (len <= off)
+            return PyUnicode_DecodeFSDefaultAndSize("", 0);
+        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path,
+                                                (Py_ssize_t)strnlen(a->sun_path, len - off));
+    }
+    default:
         return NULL;
     }
+}
+
+/* addr (the Python form) as a sockaddr for this transport's family: 1, or 0 when it is not
+ * the plain form handled here (a host name, a scoped IPv6 address, a wrong type ...): the
+ * caller then lets socket.sendto() judge and convert it. No exception is left set. */
+static int
+tr_addr_from_python(StreamTr *self, PyObject *addr, struct sockaddr_storage *ss,
+                    socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (self->family == AF_INET || self->family == AF_INET6) {
+        Py_ssize_t n;
+        const char *host;
+        long port;
+        if (!PyTuple_CheckExact(addr))
+            return 0;
+        n = PyTuple_GET_SIZE(addr);
+        if ((self->family == AF_INET && n != 2) || n < 2 || n > 4
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(addr, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(addr, 1)))
+            return 0;
+        host = PyUnicode_AsUTF8(PyTuple_GET_ITEM(addr, 0));
+        port = PyLong_AsLong(PyTuple_GET_ITEM(addr, 1));
+        if (host == NULL || port < 0 || port > 65535) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (self->family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)ss;
+            if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+                return 0;
+            a->sin_family = AF_INET;
+            a->sin_port = htons((unsigned short)port);
+            *len = sizeof(*a);
+            return 1;
+        }
+        else {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+            unsigned long flow = 0, scope = 0;
+            if (n > 2) {
+                if (!PyLong_CheckExact(PyTuple_GET_ITEM(addr, 2)))
+                    return 0;
+                flow = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 2));
+            }
+            if (n > 3) {
+                if (!PyLong_CheckExact(PyTuple_GET_ITEM(addr, 3)))
+                    return 0;
+                scope = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 3));
+            }
+            if (PyErr_Occurred() || flow > 0xfffff || scope > 0xffffffffUL) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+                return 0;
+            a->sin6_family = AF_INET6;
+            a->sin6_port = htons((unsigned short)port);
+            a->sin6_flowinfo = htonl((uint32_t)flow);
+            a->sin6_scope_id = (uint32_t)scope;
+            *len = sizeof(*a);
+            return 1;
+        }
+    }
+    if (self->family == AF_UNIX) {
+        struct sockaddr_un *a = (struct sockaddr_un *)ss;
+        const char *path;
+        Py_ssize_t plen;
+        PyObject *enc = NULL;
+        if (PyUnicode_CheckExact(addr)) {
+            enc = PyUnicode_EncodeFSDefault(addr);
+            if (enc == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            path = PyBytes_AS_STRING(enc);
+            plen = PyBytes_GET_SIZE(enc);
+        }
+        else if (PyBytes_CheckExact(addr)) {
+            path = PyBytes_AS_STRING(addr);
+            plen = PyBytes_GET_SIZE(addr);
+        }
+        else {
+            return 0;
+        }
+        if (plen == 0 || (size_t)plen >= sizeof(a->sun_path)
+            || (memchr(path, 0, (size_t)plen) != NULL && path[0] != 0)) {
+            Py_XDECREF(enc);
+            return 0;
+        }
+        a->sun_family = AF_UNIX;
+        memcpy(a->sun_path, path, (size_t)plen);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen
+                           + (path[0] != 0 ? 1 : 0));
+        Py_XDECREF(enc);
+        return 1;
+    }
+    return 0;
+}
+
+/* send one datagram: 1 sent, 0 would block, -1 error set (OSError or what sock.sendto raised) */
+static int
+tr_dgram_send(StreamTr *self, PyObject *data, PyObject *addr)
+{
+    Py_buffer view;
+    ssize_t n;
+    struct sockaddr *sa = NULL;
+    socklen_t salen = 0;
+    if (!self->connected && addr != Py_None && addr != NULL) {
+        int same = 0;
+        if (self->saddr_obj != NULL) {
+            same = addr == self->saddr_obj;
+            if (!same && Py_TYPE(addr) == Py_TYPE(self->saddr_obj)) {
+                same = PyObject_RichCompareBool(addr, self->saddr_obj, Py_EQ);
+                if (same < 0)
+                    return -1;
+            }
+        }
+        if (!same) {
+            if (!tr_addr_from_python(self, addr, &self->saddr, &self->saddr_len)) {
+                /* not a plain address: the socket module converts (or rejects) it */
+                PyObject *r;
+                Py_CLEAR(self->saddr_obj);
+                r = PyObject_CallMethod(self->sock, "sendto", "OO", data, addr);
+                if (r == NULL) {
+                    if (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                        || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+                        PyErr_Clear();
+                        return 0;
+                    }
+                    return -1;
+                }
+                Py_DECREF(r);
+                return 1;
+            }
+            Py_INCREF(addr);
+            Py_XSETREF(self->saddr_obj, addr);
+        }
+        sa = (struct sockaddr *)&self->saddr;
+        salen = self->saddr_len;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    do {
+        if (sa != NULL)
+            n = sendto(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL, sa, salen);
+        else
+            n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    PyBuffer_Release(&view);
+    if (n >= 0)
+        return 1;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    if (errno == EDESTADDRREQ && sa == NULL) {
+        /* no destination and not connected: what socket.send says */
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* an OSError from a send or receive goes to protocol.error_received(exc) */
+static int
+tr_error_received(StreamTr *self)
+{
+    PyObject *type, *value, *tb, *r;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    r = PyObject_CallMethod(self->protocol, "error_received", "O", value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+tr_dgram_read_ready(StreamTr *self, PyObject *unused)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    PyObject *data, *addr, *proto, *res;
+    ssize_t n;
+    int rc = 0;
+    if (self->conn_lost || self->protocol == NULL)
+        Py_RETURN_NONE;
+    if (tr_scratch == NULL) {
+        tr_scratch = PyMem_RawMalloc(TR_MAX_SIZE);
+        if (tr_scratch == NULL)
+            return PyErr_NoMemory();
+    }
+    Py_INCREF(self);
+    proto = self->protocol;
+    Py_INCREF(proto);
+    memset(&ss, 0, sizeof(ss));
+    do {
+        n = recvfrom(self->fd, tr_scratch, TR_MAX_SIZE, 0, (struct sockaddr *)&ss, &sslen);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            rc = tr_error_received(self);
+        }
+        goto done;
+    }
+    if (sslen > sizeof(ss))
+        sslen = sizeof(ss);
+    if (self->raddr_obj != NULL && sslen == self->raddr_len
+        && memcmp(&ss, &self->raddr, sslen) == 0) {
+        addr = self->raddr_obj;
+        Py_INCREF(addr);
+    }
+    else {
+        addr = tr_addr_to_python((struct sockaddr *)&ss, sslen);
+        if (addr == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_OSError, "evloop.aio: address family %d",
+                             (int)ss.ss_family);
+            rc = tr_fatal(self, "Fatal read error on datagram transport");
+            goto done;
+        }
+        Py_INCREF(addr);
+        Py_XSETREF(self->raddr_obj, addr);
+        memcpy(&self->raddr, &ss, sslen);
+        self->raddr_len = sslen;
+    }
+    data = PyBytes_FromStringAndSize(tr_scratch, n);
+    if (data == NULL) {
+        Py_DECREF(addr);
+        rc = -1;
+        goto done;
+    }
+    {
+        PyObject *args[3] = {proto, data, addr};
+        res = PyObject_VectorcallMethod(tr_str_datagram_received, args,
+                                        3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_DECREF(data);
+    Py_DECREF(addr);
+    if (res == NULL)
+        rc = -1;    /* as asyncio: the loop reports it ("Exception in callback") */
+    else
+        Py_DECREF(res);
+done:
+    Py_DECREF(proto);
+    Py_DECREF(self);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+tr_dgram_queue(StreamTr *self, PyObject *data, PyObject *addr)
+{
+    PyObject *copy;
+    Py_ssize_t len;
+    if (PyBytes_CheckExact(data)) {
+        copy = data;
+        Py_INCREF(copy);
+    }
+    else {
+        copy = PyBytes_FromObject(data);
+        if (copy == NULL)
+            return -1;
+    }
+    len = PyBytes_GET_SIZE(copy);
+    if (tr_queue_push(self, copy, 0) < 0) {
+        Py_DECREF(copy);
+        return -1;
+    }
+    Py_DECREF(copy);
+    Py_INCREF(addr);
+    self->q[self->qhead + self->qlen - 1].addr = addr;
+    self->qbytes += tr_dgram_header;
+    (void)len;
+    return 0;
+}
+
+static PyObject *
+tr_dgram_sendto(StreamTr *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *data, *addr = Py_None;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int r;
+    if (nargs + nkw < 1 || nargs + nkw > 2) {
+        PyErr_SetString(PyExc_TypeError, "sendto(data, addr=None)");
+        return NULL;
+    }
+    data = args[0];
+    if (nargs == 2)
+        addr = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(k, "addr") == 0 && nargs < 2)
+            addr = args[nargs + i];
+        else if (PyUnicode_CompareWithASCIIString(k, "data") == 0 && nargs == 0)
+            data = args[nargs + i];
+        else {
+            PyErr_Format(PyExc_TypeError, "sendto() got an unexpected keyword argument %R", k);
+            return NULL;
+        }
+    }
+    if (tr_check_bytes_like(data) < 0)
+        return NULL;
+    if (!tr_dgram_send_empty) {
+        int empty = PyObject_Size(data) == 0;
+        if (empty)
+            Py_RETURN_NONE;
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if (self->address != NULL) {
+        if (addr != Py_None) {
+            int eq = PyObject_RichCompareBool(addr, self->address, Py_EQ);
+            if (eq < 0)
+                return NULL;
+            if (!eq) {
+                PyErr_Format(PyExc_ValueError, "Invalid address: must be None or %S",
+                             self->address);
+                return NULL;
+            }
+        }
+        addr = self->address;
+    }
+    if (self->conn_lost && self->address != NULL)
+        return tr_write_lost(self);
+    if (self->qlen == 0) {
+        if (self->protocol == NULL || self->loop == NULL) {
+            /* connection_lost ran (an unconnected endpoint): asyncio's send fails on the
+             * closed socket, EBADF to error_received; there is no protocol any more */
+            Py_RETURN_NONE;
+        }
+        r = tr_dgram_send(self, data, addr);
+        if (r == 1)
+            Py_RETURN_NONE;
+        if (r < 0) {
+            if (PyErr_ExceptionMatches(PyExc_OSError)) {
+                if (tr_error_received(self) < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            if (tr_fatal(self, "Fatal write error on datagram transport") < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        if (tr_add_io(self, AIO_WRITE) < 0)
+            return NULL;
+    }
+    if (tr_dgram_queue(self, data, addr) < 0)
+        return NULL;
+    if (tr_maybe_pause_protocol(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_dgram_sendto_ready(StreamTr *self, PyObject *unused)
+{
+    Py_INCREF(self);
+    while (self->qlen > 0) {
+        TrChunk c = self->q[self->qhead];
+        int r;
+        self->qhead++;
+        self->qlen--;
+        self->qbytes -= PyBytes_GET_SIZE(c.obj) + tr_dgram_header;
+        r = tr_dgram_send(self, c.obj, c.addr ? c.addr : Py_None);
+        if (r == 0) {
+            /* would block: back to the head, try again later */
+            self->qhead--;
+            self->qlen++;
+            self->qbytes += PyBytes_GET_SIZE(c.obj) + tr_dgram_header;
+            break;
+        }
+        Py_DECREF(c.obj);
+        Py_XDECREF(c.addr);
+        if (r < 0) {
+            int rc;
+            if (PyErr_ExceptionMatches(PyExc_OSError))
+                rc = tr_error_received(self);
+            else
+                rc = tr_fatal(self, "Fatal write error on datagram transport");
+            Py_DECREF(self);
+            if (rc < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    if (self->qlen == 0)
+        self->qhead = 0;
+    if (tr_maybe_resume_protocol(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (self->qlen == 0) {
+        tr_remove_io(self, AIO_WRITE);
+        if (self->closing) {
+            PyObject *r = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O",
+                                              Py_None);
+            Py_DECREF(self);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+            Py_RETURN_NONE;
+        }
+    }
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+/* _dgram_setup(family, address, connected): after _setup */
+static PyObject *
+tr_dgram_setup(StreamTr *self, PyObject *args)
+{
+    PyObject *address;
+    int family, connected;
+    if (!PyArg_ParseTuple(args, "iOp:_dgram_setup", &family, &address, &connected))
+        return NULL;
+    self->family = family;
+    self->connected = (unsigned char)connected;
+    if (address != Py_None) {
+        Py_INCREF(address);
+        Py_XSETREF(self->address, address);
+    }
+    else {
+        Py_CLEAR(self->address);
+    }
+    self->dgram = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_get_address(StreamTr *self, void *c)
+{
+    PyObject *v = self->address ? self->address : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static PyGetSetDef dg_getset[] = {
+    {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)tr_get_protocol_paused, NULL, NULL, NULL},
+    {"_protocol_connected", (getter)tr_get_protocol_connected, NULL, NULL, NULL},
+    {"_conn_lost", (getter)tr_get_conn_lost, NULL, NULL, NULL},
+    {"_loop", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, loop)},
+    {"_sock", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, sock)},
+    {"_protocol", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, protocol)},
+    {"_sock_fd", (getter)tr_get_sock_fd, NULL, NULL, NULL},
+    {"_high_water", (getter)tr_get_high, NULL, NULL, NULL},
+    {"_low_water", (getter)tr_get_low, NULL, NULL, NULL},
+    {"_address", (getter)tr_get_address, NULL, NULL, NULL},
+    {NULL}
+};
+
+static PyMethodDef dg_methods[] = {
+    {"_setup", (PyCFunction)tr_py_setup, METH_VARARGS, NULL},
+    {"_dgram_setup", (PyCFunction)tr_dgram_setup, METH_VARARGS, NULL},
+    {"_detach", (PyCFunction)tr_py_detach, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)tr_dgram_read_ready, METH_NOARGS, NULL},
+    {"_sendto_ready", (PyCFunction)tr_dgram_sendto_ready, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)tr_py_start_reading, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)tr_py_force_close, METH_O, NULL},
+    {"sendto", (PyCFunction)(void (*)(void))tr_dgram_sendto, METH_FASTCALL | METH_KEYWORDS,
+     "sendto(data, addr=None): send one datagram, queueing it if the socket would block"},
+    {"get_write_buffer_size", (PyCFunction)tr_py_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)tr_py_get_write_buffer_limits, METH_NOARGS,
+     "(low, high)"},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))tr_py_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits(high=None, low=None)"},
+    {"is_closing", (PyCFunction)tr_py_is_closing, METH_NOARGS, NULL},
+    {"close", (PyCFunction)tr_py_close, METH_NOARGS,
+     "close(): stop receiving; connection_lost(None) once the queue is sent"},
+    {"abort", (PyCFunction)tr_py_abort, METH_NOARGS,
+     "abort(): close now, dropping the queue; connection_lost(None)"},
+    {"set_protocol", (PyCFunction)tr_py_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)tr_py_get_protocol, METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))tr_py_get_extra_info,
+     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"},
+    {NULL}
+};
+
+static PyType_Slot dg_slots[] = {
+    {Py_tp_dealloc, (void *)tr_dealloc},
+    {Py_tp_traverse, (void *)tr_traverse},
+    {Py_tp_clear, (void *)tr_clear},
+    {Py_tp_methods, (void *)dg_methods},
+    {Py_tp_getset, (void *)dg_getset},
+    {Py_tp_members, (void *)tr_members},
+    {Py_tp_doc, (void *)"the C half of evloop.aio's datagram transport"},
+    {0, NULL}
+};
+
+static PyType_Spec dg_spec = {
+    .name = "evloop.core.DatagramTransportBase",
+    .basicsize = sizeof(StreamTr),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = dg_slots,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int
+tr_check_base(PyObject *base)
+{
+    PyTypeObject *t = (PyTypeObject *)base;
+    if (t->tp_basicsize != (Py_ssize_t)offsetof(StreamTr, loop) || t->tp_itemsize != 0
+        || t->tp_dictoffset != 0 || t->tp_weaklistoffset != 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "%R does not have asyncio.BaseTransport's layout (one __slots__ entry, "
+                     "no __dict__): evloop.aio's transports cannot derive from it", base);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+tr_make_type(PyType_Spec *spec, PyObject *bases)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(bases); i++) {
+        PyObject *b = PyTuple_GET_ITEM(bases, i);
+        if (!PyType_Check(b)) {
+            PyErr_Format(PyExc_TypeError, "not a class: %R", b);
+            return NULL;
+        }
+        if (tr_check_base(b) < 0)
+            return NULL;
+    }
+    return PyType_FromSpecWithBases(spec, bases);
+}
+
+/* _aio_transport_types(stream_bases, datagram_bases, asyncio.BufferedProtocol,
+ *                      logger.warning, dgram_send_empty, dgram_header)
+ * -> (stream type, datagram type): called once by evloop.aio. Each base's instances must be exactly an object with BaseTransport's one slot
+ * (`_extra`), which StreamTr lays out as its first field. */
+static PyObject *
+mod_aio_transport_types(PyObject *m, PyObject *args)
+{
+    PyObject *base, *dbase, *buffered, *warning, *stream, *dgram, *res;
+    int send_empty;
+    Py_ssize_t header;
+    if (!PyArg_ParseTuple(args, "O!O!OOpn:_aio_transport_types", &PyTuple_Type, &base,
+                          &PyTuple_Type, &dbase, &buffered, &warning, &send_empty, &header))
+        return NULL;
     if (tr_kw_context == NULL) {
         tr_kw_context = Py_BuildValue("(s)", "context");
         tr_str_call_soon = PyUnicode_InternFromString("call_soon");
         tr_str_data_received = PyUnicode_InternFromString("data_received");
+        tr_str_datagram_received = PyUnicode_InternFromString("datagram_received");
         tr_str_get_buffer = PyUnicode_InternFromString("get_buffer");
         tr_str_buffer_updated = PyUnicode_InternFromString("buffer_updated");
         tr_minus_one = PyLong_FromLong(-1);
         if (tr_kw_context == NULL || tr_str_call_soon == NULL || tr_str_data_received == NULL
-            || tr_str_get_buffer == NULL || tr_str_buffer_updated == NULL
-            || tr_minus_one == NULL)
+            || tr_str_datagram_received == NULL || tr_str_get_buffer == NULL
+            || tr_str_buffer_updated == NULL || tr_minus_one == NULL)
             return NULL;
     }
     Py_INCREF(buffered);
     Py_XSETREF(tr_buffered_protocol, buffered);
     Py_INCREF(warning);
     Py_XSETREF(tr_logger_warning, warning);
-    bases = PyTuple_Pack(1, base);
-    if (bases == NULL)
+    tr_dgram_send_empty = send_empty;
+    tr_dgram_header = header;
+    stream = tr_make_type(&tr_spec, base);
+    if (stream == NULL)
         return NULL;
-    type = PyType_FromSpecWithBases(&tr_spec, bases);
-    Py_DECREF(bases);
-    return type;
+    dgram = tr_make_type(&dg_spec, dbase);
+    if (dgram == NULL) {
+        Py_DECREF(stream);
+        return NULL;
+    }
+    res = PyTuple_Pack(2, stream, dgram);
+    Py_DECREF(stream);
+    Py_DECREF(dgram);
+    return res;
 }

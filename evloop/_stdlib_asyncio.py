@@ -148,6 +148,15 @@ def server_detach(server: Any, transport: Any) -> None:
 SENDFILE_TRY_NATIVE: Any = constants._SendfileMode.TRY_NATIVE
 
 
+# asyncio's datagram transport (_SelectorDatagramTransport.sendto), per version:
+# 3.10-3.12 drop an empty datagram (`if not data: return`); 3.13+ (gh-109212? read on
+# 3.13.0) send it. The write buffer's size counts len(data) per queued datagram on
+# 3.10-3.12, len(data) + 8 (a header estimate, `_header_size`) on 3.13+. evloop's datagram
+# transport does what the running version's does.
+DGRAM_SENDS_EMPTY = sys.version_info >= (3, 13)
+DGRAM_HEADER_SIZE = 8 if sys.version_info >= (3, 13) else 0
+
+
 def register_transport(loop: Any, fd: int, transport: Any) -> None:
     """asyncio's selector loop maps each fd to the transport using it
     (BaseSelectorEventLoop._transports, a WeakValueDictionary, 3.10-3.15): add_reader,

@@ -233,8 +233,13 @@ class _DatagramTransport(_stdlib.DatagramTransport):  # type: ignore[misc]
             self._protocol.datagram_received(data, addr)
 
 
-_StreamTransportBase = core._aio_stream_transport_type(asyncio.Transport,
-                                                     asyncio.BufferedProtocol, logger.warning)
+# The C halves of the transports, made with asyncio's public transport classes as bases.
+# The datagram transport is also an asyncio.Transport, as asyncio's own is (its class
+# derives from both; CPython's test_events checks it).
+_StreamTransportBase, _DatagramTransportBase = core._aio_transport_types(
+    (asyncio.Transport,), (asyncio.DatagramTransport, asyncio.Transport),
+    asyncio.BufferedProtocol, logger.warning,
+    _stdlib.DGRAM_SENDS_EMPTY, _stdlib.DGRAM_HEADER_SIZE)
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -354,6 +359,56 @@ class StreamTransport(_StreamTransportBase):  # type: ignore[misc, valid-type]
 
     def _reset_empty_waiter(self) -> None:
         self._empty_waiter = None
+
+
+class DatagramTransport(_DatagramTransportBase):  # type: ignore[misc, valid-type]
+    """evloop.aio's own transport for a UDP or Unix datagram socket.
+
+    An ``asyncio.DatagramTransport`` whose I/O is C (csrc/evloop_transport.c): each
+    readable event is one ``recvfrom`` into a reused buffer and one
+    ``protocol.datagram_received(data, addr)``; ``sendto`` sends at once, queueing the
+    datagram only when the socket would block; an OSError from either goes to
+    ``protocol.error_received``. Flow control, ``close`` and ``abort`` as asyncio's."""
+
+    max_size = 256 * 1024
+
+    def __init__(self, loop: "Loop", sock: socket.socket, protocol: asyncio.BaseProtocol,
+                 address: Any = None,
+                 waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
+                 extra: Optional[Dict[str, Any]] = None) -> None:
+        extra = {} if extra is None else extra
+        extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            extra["sockname"] = sock.getsockname()
+        except OSError:
+            extra["sockname"] = None
+        if "peername" not in extra:
+            try:
+                extra["peername"] = sock.getpeername()
+            except OSError:
+                extra["peername"] = None
+        fd = sock.fileno()
+        self._setup(loop, sock, fd, protocol, extra, None)
+        self._dgram_setup(sock.family, address, bool(extra["peername"]))
+        self._server = None
+        _stdlib.register_transport(loop, fd, self)
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    __repr__ = StreamTransport.__repr__
+    __del__ = StreamTransport.__del__
+    _fatal_error = StreamTransport._fatal_error
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        try:
+            if self._protocol_connected and self._protocol is not None:
+                self._protocol.connection_lost(exc)
+        finally:
+            sock = self._detach()
+            if sock is not None:
+                sock.close()
 
 
 class _SendfileFallback(asyncio.Protocol):
@@ -525,6 +580,9 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
 
     def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None,
                                  waiter: Any = None, extra: Any = None) -> Any:
+        if self._own_transports and type(sock) is socket.socket:
+            return _stdlib.new_datagram_transport(DatagramTransport, self, sock, protocol,
+                                                  address, waiter, extra)
         if type(sock) is not socket.socket:
             return _stdlib.new_datagram_transport(_stdlib.DatagramTransport, self, sock,
                                                   protocol, address, waiter, extra)
