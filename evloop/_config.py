@@ -12,7 +12,7 @@ starts a loop.
 | EVLOOP_MAX_BLOCKING_TIME | seconds the hub may go without returning to its loop before the monitor reports | 0.1 |
 | EVLOOP_THREADPOOL_SIZE | maximum threads in the hub's thread pool | 10 |
 | EVLOOP_RESOLVER | name resolution: thread (the thread pool), ares (pycares), block | thread |
-| EVLOOP_AIO_TRANSPORTS | evloop.aio's socket transports: evloop (its own, C) or asyncio (asyncio's selector transports) | asyncio |
+X
 """
 import os
 from typing import Optional
@@ -46,7 +46,7 @@ class Config:
         self.resolver: str = self._resolver(env.get("EVLOOP_RESOLVER"))
         self.aio_transports: str = self._choice("EVLOOP_AIO_TRANSPORTS",
                                                 env.get("EVLOOP_AIO_TRANSPORTS"),
-                                                ("asyncio", "evloop"), "asyncio")
+                                                ("asyncio", "evloop"), "evloop")
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:

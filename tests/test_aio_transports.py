@@ -599,3 +599,190 @@ def test_unclosed_transport_warns(loop):
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) and "unclosed transport" in
                str(w.message) for w in caught), caught
+
+
+# ------------------------------------------------------------------------------------
+# datagram transports
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, loop):
+        self.got = asyncio.Queue()
+        self.errors = []
+        self.done = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        assert type(data) is bytes
+        self.got.put_nowait((data, addr))
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+        self.got.put_nowait(("error", exc))
+
+    def connection_lost(self, exc):
+        self.done.set_result(exc)
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+
+def test_udp_endpoints_send_receive_and_addresses(loop):
+    async def main():
+        st, sp = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        assert type(st) is evloop.aio.DatagramTransport
+        assert isinstance(st, asyncio.DatagramTransport) and isinstance(st, asyncio.Transport)
+        addr = st.get_extra_info("sockname")
+        assert isinstance(st.get_extra_info("socket"), trsock.TransportSocket)
+        assert st.get_extra_info("peername") is None
+        # unconnected: each sendto names its destination; the source comes back as a tuple
+        ut, up = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        mine = addr                           # echoed: the source is the server
+        for payload in (b"one", bytearray(b"two"), memoryview(b"three")):
+            ut.sendto(payload, addr)
+            assert await up.got.get() == (bytes(payload), mine)
+        ut.sendto(b"by name", ("localhost", addr[1]))   # converted by the socket module
+        assert await up.got.get() == (b"by name", mine)
+        big = b"\x01" * 60000
+        ut.sendto(big, addr)
+        assert await up.got.get() == (big, mine)
+        with pytest.raises(TypeError, match="data argument must be a bytes-like object, "
+                                            "not 'str'"):
+            ut.sendto("text", addr)
+        # connected: addr may be omitted, or must be the peer's
+        ct, cp = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     remote_addr=addr)
+        assert ct.get_extra_info("peername") == addr
+        ct.sendto(b"connected")
+        assert (await cp.got.get())[0] == b"connected"
+        ct.sendto(b"same", addr)
+        assert (await cp.got.get())[0] == b"same"
+        with pytest.raises(ValueError, match="Invalid address: must be None or"):
+            ct.sendto(b"x", ("127.0.0.1", 9))
+        assert ct.get_write_buffer_size() == 0
+        for t in (st, ut, ct):
+            t.close()
+            assert t.is_closing()
+        assert await up.done is None and await cp.done is None
+
+    run(loop, main())
+
+
+def test_udp_empty_datagram_as_the_running_cpython(loop):
+    async def main():
+        st, sp = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        ct, cp = await loop.create_datagram_endpoint(
+            lambda: Datagrams(loop), remote_addr=st.get_extra_info("sockname"))
+        ct.sendto(b"")
+        ct.sendto(b"after")
+        first = (await sp.got.get())[0]
+        st.close()
+        ct.close()
+        return first
+
+    # asyncio 3.10-3.12 drop an empty datagram, 3.13+ send it
+    assert run(loop, main()) == (b"" if sys.version_info >= (3, 13) else b"after")
+
+
+def test_udp_refused_goes_to_error_received(loop):
+    async def main():
+        dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dead.bind(("127.0.0.1", 0))
+        addr = dead.getsockname()
+        dead.close()                          # nothing listens there: ICMP port unreachable
+        ct, cp = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     remote_addr=addr)
+        for _ in range(50):
+            ct.sendto(b"anyone?")
+            await asyncio.sleep(0.01)
+            if cp.errors:
+                break
+        assert cp.errors and isinstance(cp.errors[0], ConnectionRefusedError)
+        assert not ct.is_closing()            # error_received does not close
+        ct.close()
+        assert await cp.done is None
+
+    run(loop, main())
+
+
+def test_unix_datagram_paths(loop, tmp_path):
+    async def main():
+        spath, cpath = str(tmp_path / "srv"), str(tmp_path / "cli")
+        ssock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ssock.bind(spath)
+        st, sp = await loop.create_datagram_endpoint(Echo, sock=ssock)
+        csock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        csock.bind(cpath)
+        ct, cp = await loop.create_datagram_endpoint(lambda: Datagrams(loop), sock=csock)
+        assert type(ct) is evloop.aio.DatagramTransport
+        ct.sendto(b"unix", spath)
+        assert await cp.got.get() == (b"unix", spath)
+        ct.sendto(b"bytes path", spath.encode())
+        assert await cp.got.get() == (b"bytes path", spath)
+        # Linux's abstract namespace: addresses are bytes
+        asock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        asock.bind(b"\0evloop-test-%d" % id(asock))
+        at, ap = await loop.create_datagram_endpoint(lambda: Datagrams(loop), sock=asock)
+        at.sendto(b"abstract", spath)
+        assert await ap.got.get() == (b"abstract", spath)
+        ct.sendto(b"to abstract", asock.getsockname())
+        assert await ap.got.get() == (b"to abstract", cpath)
+        for t in (st, ct, at):
+            t.close()
+        await cp.done
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 in this Python")
+def test_udp_ipv6(loop):
+    async def main():
+        try:
+            st, sp = await loop.create_datagram_endpoint(Echo, local_addr=("::1", 0))
+        except OSError as exc:
+            pytest.skip(f"no IPv6 loopback on this machine: {exc}")
+        addr = st.get_extra_info("sockname")
+        ut, up = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("::1", 0))
+        ut.sendto(b"six", addr)
+        ut.sendto(b"short form", addr[:2])
+        got = [await up.got.get(), await up.got.get()]
+        assert got == [(b"six", addr), (b"short form", addr)]
+        st.close()
+        ut.close()
+        await up.done
+
+    run(loop, main())
+
+
+def test_datagram_received_errors_are_reported_by_the_loop(loop):
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    class Bad(Datagrams):
+        def datagram_received(self, data, addr):
+            raise ZeroDivisionError("bad datagram")
+
+    async def main():
+        st, sp = await loop.create_datagram_endpoint(lambda: Bad(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        ut, up = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        ut.sendto(b"x", st.get_extra_info("sockname"))
+        while not errors:
+            await asyncio.sleep(0.005)
+        st.close()
+        ut.close()
+
+    run(loop, main())
+    assert isinstance(errors[0]["exception"], ZeroDivisionError)
+    assert errors[0]["message"].startswith("Exception in callback")
