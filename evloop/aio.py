@@ -4,12 +4,17 @@ Why it exists: asyncio code (aiohttp, asyncpg, anything written with ``async def
 run on evloop without a second event loop in the thread. ``Loop`` is an asyncio event loop
 whose ready queue, handles, timers, readers/writers and ``call_soon_threadsafe`` are C
 (``csrc/evloop_aio.c``) and whose polling is the libev loop of the thread's evloop hub —
-the very loop greenlets wait on, so greenlets and coroutines interleave. Everything above
-the event-loop core (transports, ``sock_*``, ``create_connection``, servers, pipes,
-subprocesses, signal handlers) is asyncio's own selector-loop code, inherited unchanged.
+the very loop greenlets wait on, so greenlets and coroutines interleave. Its socket
+transports are its own (``StreamTransport``, ``DatagramTransport``: real subclasses of
+asyncio's public transport classes whose I/O is C, ``csrc/evloop_transport.c``);
+everything else above the event-loop core (``sock_*``, ``create_connection``, servers,
+pipes, subprocesses, signal handlers, SSL) is asyncio's own selector-loop code, inherited
+unchanged, which makes evloop's transports through the loop's transport hooks.
 
-What it must not do: re-implement asyncio's transports or protocols (the transports'
-read methods are asyncio's own with the receive call replaced: see ``_SocketTransport``),
+What it must not do: change what asyncio's transports do as seen by a protocol (the order
+of protocol calls, flow control, error messages and exception-handler contexts are
+asyncio's; ``EVLOOP_AIO_TRANSPORTS=asyncio`` gives asyncio's own transports, whose read
+methods are asyncio's with the receive call replaced: see ``_SocketTransport``),
 run asyncio callbacks outside ``run_forever()`` (the hub may iterate for greenlets while
 the asyncio loop is stopped; its callbacks wait), or reach a private name of asyncio other
 than through evloop/_stdlib_asyncio.py, where each is listed with the CPythons it was
