@@ -847,7 +847,7 @@ tr_py_writelines(StreamTr *self, PyObject *list)
     Py_ssize_t count, total = 0, sent = 0, i;
     struct iovec iov[TR_IOV_MAX];
     Py_buffer views[TR_IOV_MAX];
-    int nviews = 0;
+    int nviews = 0, was_empty;
     if (tr_write_refused(self, "writelines"))
         return NULL;
     seq = PySequence_Fast(list, "writelines() argument must be iterable");
@@ -914,6 +914,7 @@ tr_py_writelines(StreamTr *self, PyObject *list)
         goto release;
     }
     /* something is queued already (the writer is on), or too many items: queue them all */
+    was_empty = self->qlen == 0;
     for (i = 0; i < count; i++) {
         Py_buffer v;
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
@@ -930,7 +931,7 @@ tr_py_writelines(StreamTr *self, PyObject *list)
         }
     }
     Py_DECREF(seq);
-    if (self->qlen > 0 && tr_add_io(self, AIO_WRITE) < 0)
+    if (was_empty && self->qlen > 0 && tr_add_io(self, AIO_WRITE) < 0)
         return NULL;
     if (tr_maybe_pause_protocol(self) < 0)
         return NULL;
@@ -1473,16 +1474,10 @@ tr_dgram_send(StreamTr *self, PyObject *data, PyObject *addr)
     struct sockaddr *sa = NULL;
     socklen_t salen = 0;
     if (!self->connected && addr != Py_None && addr != NULL) {
-        int same = 0;
-        if (self->saddr_obj != NULL) {
-            same = addr == self->saddr_obj;
-            if (!same && Py_TYPE(addr) == Py_TYPE(self->saddr_obj)) {
-                same = PyObject_RichCompareBool(addr, self->saddr_obj, Py_EQ);
-                if (same < 0)
-                    return -1;
-            }
-        }
-        if (!same) {
+        /* the same object as last time (an echo replies to the address object
+         * datagram_received was given, which is reused while the source repeats): its
+         * sockaddr is known; anything else is converted again */
+        if (addr != self->saddr_obj) {
             if (!tr_addr_from_python(self, addr, &self->saddr, &self->saddr_len)) {
                 /* not a plain address: the socket module converts (or rejects) it */
                 PyObject *r;

@@ -786,3 +786,29 @@ def test_datagram_received_errors_are_reported_by_the_loop(loop):
     run(loop, main())
     assert isinstance(errors[0]["exception"], ZeroDivisionError)
     assert errors[0]["message"].startswith("Exception in callback")
+
+
+def test_udp_bad_address_is_a_fatal_error_as_in_asyncio(loop):
+    # asyncio: socket.sendto's TypeError is a fatal write error (exception handler, then
+    # the transport closes); an address equal to a good one but of another type (a float
+    # port) is judged afresh, not taken for the good one
+    errors = []
+    loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+
+    async def main():
+        st, sp = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        host, port = st.get_extra_info("sockname")
+        ut, up = await loop.create_datagram_endpoint(lambda: Datagrams(loop),
+                                                     local_addr=("127.0.0.1", 0))
+        ut.sendto(b"good", (host, port))
+        assert (await sp.got.get())[0] == b"good"
+        ut.sendto(b"bad", (host, float(port)))
+        exc = await up.done
+        st.close()
+        return ut, exc
+
+    ut, exc = run(loop, main())
+    assert isinstance(exc, TypeError)
+    assert [c["message"] for c in errors] == ["Fatal write error on datagram transport"]
+    assert errors[0]["transport"] is ut and errors[0]["exception"] is exc
