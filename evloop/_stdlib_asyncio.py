@@ -149,9 +149,10 @@ SENDFILE_TRY_NATIVE: Any = constants._SendfileMode.TRY_NATIVE
 
 
 # asyncio's datagram transport (_SelectorDatagramTransport.sendto), per version:
-# 3.10-3.12 drop an empty datagram (`if not data: return`); 3.13+ (gh-109212? read on
-# 3.13.0) send it. The write buffer's size counts len(data) per queued datagram on
-# 3.10-3.12, len(data) + 8 (a header estimate, `_header_size`) on 3.13+. evloop's datagram
+# 3.10-3.12 drop an empty datagram (`if not data: return`); 3.13+ send it (read on
+# 3.13.0, 3.14.10, 3.15.2). The write buffer's size counts len(data) per queued datagram
+# on 3.10-3.12, len(data) + 8 (a per-datagram header estimate: a literal in 3.13, the class
+# attribute `_header_size` from 3.14) on 3.13+. evloop's datagram
 # transport does what the running version's does.
 DGRAM_SENDS_EMPTY = sys.version_info >= (3, 13)
 DGRAM_HEADER_SIZE = 8 if sys.version_info >= (3, 13) else 0

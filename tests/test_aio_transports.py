@@ -812,3 +812,46 @@ def test_udp_bad_address_is_a_fatal_error_as_in_asyncio(loop):
     assert isinstance(exc, TypeError)
     assert [c["message"] for c in errors] == ["Fatal write error on datagram transport"]
     assert errors[0]["transport"] is ut and errors[0]["exception"] is exc
+
+
+def test_tls_over_evloops_transport(loop, certs):
+    # asyncio's SSLProtocol (ssl.MemoryBIO) over StreamTransport: ssl= on create_server and
+    # open_connection, and start_tls on a plain connection
+    import ssl
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs["cert"], certs["key"])
+    client_ctx = ssl.create_default_context(cafile=certs["ca"])
+    raw = []
+
+    async def handle(reader, writer):
+        raw.append(writer.transport.get_extra_info("ssl_object"))
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                                       server_hostname="localhost")
+        assert writer.get_extra_info("ssl_object") is not None
+        payload = b"t" * (2 << 20)
+        writer.write(payload)
+        assert await reader.readexactly(len(payload)) == payload
+        writer.close()
+        await writer.wait_closed()
+        # start_tls upgrades a connection made by create_connection
+        tr, proto = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        assert type(tr) is evloop.aio.StreamTransport
+        tls_tr = await loop.start_tls(tr, proto, client_ctx, server_hostname="localhost")
+        tls_tr.write(b"upgraded")
+        while proto.data != b"upgraded":
+            await asyncio.sleep(0.005)
+        tls_tr.close()
+        await proto.done
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+    assert raw and all(obj is not None for obj in raw)
