@@ -83,7 +83,7 @@ typedef struct {
 } StreamTr;
 
 static PyObject *tr_buffered_protocol = NULL;  /* asyncio.BufferedProtocol */
-static PyObject *tr_logger_warning = NULL;     /* asyncio's logger.warning */
+static PyObject *tr_logger = NULL;             /* asyncio's logger ("asyncio") */
 static PyObject *tr_kw_context = NULL;         /* ("context",) */
 static char *tr_scratch = NULL;                /* the reused receive buffer, TR_MAX_SIZE */
 static PyObject *tr_str_call_soon = NULL, *tr_str_data_received = NULL,
@@ -100,6 +100,20 @@ tr_check_loop(StreamTr *self)
         PyErr_SetString(PyExc_RuntimeError, "the transport has no loop (connection lost)");
         return -1;
     }
+    return 0;
+}
+
+/* debug mode: asyncio's debug log lines ("%r pauses reading", ...) */
+static int
+tr_debug(StreamTr *self, const char *what)
+{
+    PyObject *r;
+    if (self->loop == NULL || !self->loop->debug || tr_logger == NULL)
+        return 0;
+    r = PyObject_CallMethod(tr_logger, "debug", "sO", what, (PyObject *)self);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
     return 0;
 }
 
@@ -491,6 +505,8 @@ tr_on_eof(StreamTr *self)
 {
     PyObject *res;
     int keep_open;
+    if (tr_debug(self, "%r received EOF") < 0)
+        return -1;
     res = PyObject_CallMethod(self->protocol, "eof_received", NULL);
     if (res == NULL)
         return tr_fatal(self, "Fatal error: protocol.eof_received() call failed.");
@@ -633,6 +649,8 @@ tr_py_pause_reading(StreamTr *self, PyObject *unused)
         Py_RETURN_NONE;
     self->paused = 1;
     tr_remove_io(self, AIO_READ);
+    if (tr_debug(self, "%r pauses reading") < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -642,7 +660,7 @@ tr_py_resume_reading(StreamTr *self, PyObject *unused)
     if (self->closing || !self->paused)
         Py_RETURN_NONE;
     self->paused = 0;
-    if (tr_add_io(self, AIO_READ) < 0)
+    if (tr_add_io(self, AIO_READ) < 0 || tr_debug(self, "%r resumes reading") < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -702,9 +720,9 @@ tr_empty_waiter_done(StreamTr *self, PyObject *exc)
 static PyObject *
 tr_write_lost(StreamTr *self)
 {
-    if (self->conn_lost >= TR_CONNLOST_WARN && tr_logger_warning != NULL) {
-        PyObject *r = PyObject_CallFunction(tr_logger_warning, "s",
-                                            "socket.send() raised exception.");
+    if (self->conn_lost >= TR_CONNLOST_WARN && tr_logger != NULL) {
+        PyObject *r = PyObject_CallMethod(tr_logger, "warning", "s",
+                                          "socket.send() raised exception.");
         if (r == NULL)
             return NULL;
         Py_DECREF(r);
@@ -1895,17 +1913,17 @@ tr_make_type(PyType_Spec *spec, PyObject *bases)
 }
 
 /* _aio_transport_types(stream_bases, datagram_bases, asyncio.BufferedProtocol,
- *                      logger.warning, dgram_send_empty, dgram_header)
+ *                      asyncio's logger, dgram_send_empty, dgram_header)
  * -> (stream type, datagram type): called once by evloop.aio. Each base's instances must be exactly an object with BaseTransport's one slot
  * (`_extra`), which StreamTr lays out as its first field. */
 static PyObject *
 mod_aio_transport_types(PyObject *m, PyObject *args)
 {
-    PyObject *base, *dbase, *buffered, *warning, *stream, *dgram, *res;
+    PyObject *base, *dbase, *buffered, *logger, *stream, *dgram, *res;
     int send_empty;
     Py_ssize_t header;
     if (!PyArg_ParseTuple(args, "O!O!OOpn:_aio_transport_types", &PyTuple_Type, &base,
-                          &PyTuple_Type, &dbase, &buffered, &warning, &send_empty, &header))
+                          &PyTuple_Type, &dbase, &buffered, &logger, &send_empty, &header))
         return NULL;
     if (tr_kw_context == NULL) {
         tr_kw_context = Py_BuildValue("(s)", "context");
@@ -1922,8 +1940,8 @@ mod_aio_transport_types(PyObject *m, PyObject *args)
     }
     Py_INCREF(buffered);
     Py_XSETREF(tr_buffered_protocol, buffered);
-    Py_INCREF(warning);
-    Py_XSETREF(tr_logger_warning, warning);
+    Py_INCREF(logger);
+    Py_XSETREF(tr_logger, logger);
     tr_dgram_send_empty = send_empty;
     tr_dgram_header = header;
     stream = tr_make_type(&tr_spec, base);

@@ -243,7 +243,7 @@ class _DatagramTransport(_stdlib.DatagramTransport):  # type: ignore[misc]
 # derives from both; CPython's test_events checks it).
 _StreamTransportBase, _DatagramTransportBase = core._aio_transport_types(
     (asyncio.Transport,), (asyncio.DatagramTransport, asyncio.Transport),
-    asyncio.BufferedProtocol, logger.warning,
+    asyncio.BufferedProtocol, logger,
     _stdlib.DGRAM_SENDS_EMPTY, _stdlib.DGRAM_HEADER_SIZE)
 
 

@@ -855,3 +855,26 @@ def test_tls_over_evloops_transport(loop, certs):
 
     run(loop, main())
     assert raw and all(obj is not None for obj in raw)
+
+
+def test_debug_mode_logs_and_lost_writes_warn(loop, caplog):
+    import logging
+    loop.set_debug(True)
+
+    async def main():
+        tr, proto, peer = await accepted_pair(loop, lambda: Recorder(loop))
+        await asyncio.sleep(0)
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            tr.pause_reading()
+            tr.resume_reading()
+            peer.shutdown(socket.SHUT_WR)
+            await proto.done
+            for _ in range(6):
+                tr.write(b"after the connection was lost")
+        peer.close()
+
+    run(loop, main())
+    text = caplog.text
+    assert "pauses reading" in text and "resumes reading" in text
+    assert "received EOF" in text
+    assert "socket.send() raised exception." in text   # from the fifth lost write on
