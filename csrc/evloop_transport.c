@@ -62,6 +62,7 @@ typedef struct {
     PyObject *fdobj;            /* the fd as an int */
     unsigned char dgram;        /* a datagram transport (other reader and writer) */
     PyObject *empty_waiter;     /* loop.sendfile(): a future set once the queue is empty */
+    PyObject *server;           /* the asyncio Server of an accepted connection, or NULL */
     /* datagram transports only */
     PyObject *address;          /* the address given to create_datagram_endpoint, or NULL */
     PyObject *raddr_obj;        /* the last source address made into a Python object */
@@ -1158,6 +1159,7 @@ tr_traverse(StreamTr *self, visitproc visit, void *arg)
     Py_VISIT(self->protocol);
     Py_VISIT(self->context);
     Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->server);
     Py_VISIT(self->address);
     Py_VISIT(self->raddr_obj);
     Py_VISIT(self->saddr_obj);
@@ -1175,6 +1177,7 @@ tr_clear(StreamTr *self)
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->context);
     Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->server);
     Py_CLEAR(self->address);
     Py_CLEAR(self->raddr_obj);
     Py_CLEAR(self->saddr_obj);
@@ -1257,7 +1260,26 @@ tr_set_empty_waiter(StreamTr *self, PyObject *v, void *c)
     return 0;
 }
 
+static PyObject *
+tr_get_server(StreamTr *self, void *c)
+{
+    PyObject *v = self->server ? self->server : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static int
+tr_set_server(StreamTr *self, PyObject *v, void *c)
+{
+    if (v == NULL || v == Py_None)
+        v = NULL;
+    Py_XINCREF(v);
+    Py_XSETREF(self->server, v);
+    return 0;
+}
+
 static PyGetSetDef tr_getset[] = {
+    {"_server", (getter)tr_get_server, (setter)tr_set_server, NULL, NULL},
     {"_empty_waiter", (getter)tr_get_empty_waiter, (setter)tr_set_empty_waiter, NULL, NULL},
     {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
     {"_eof", (getter)tr_get_eof, NULL, NULL, NULL},
@@ -1324,12 +1346,12 @@ static PyType_Slot tr_slots[] = {
     {Py_tp_methods, (void *)tr_methods},
     {Py_tp_getset, (void *)tr_getset},
     {Py_tp_members, (void *)tr_members},
-    {Py_tp_doc, (void *)"the C half of evloop.aio's stream transport"},
+    {Py_tp_doc, (void *)"evloop.aio's stream transport"},
     {0, NULL}
 };
 
 static PyType_Spec tr_spec = {
-    .name = "evloop.core.StreamTransportBase",
+    .name = "evloop.aio.StreamTransport",
     .basicsize = sizeof(StreamTr),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = tr_slots,
@@ -1822,6 +1844,7 @@ tr_get_address(StreamTr *self, void *c)
 }
 
 static PyGetSetDef dg_getset[] = {
+    {"_server", (getter)tr_get_server, (setter)tr_set_server, NULL, NULL},
     {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
     {"_protocol_paused", (getter)tr_get_protocol_paused, NULL, NULL, NULL},
     {"_protocol_connected", (getter)tr_get_protocol_connected, NULL, NULL, NULL},
@@ -1870,12 +1893,12 @@ static PyType_Slot dg_slots[] = {
     {Py_tp_methods, (void *)dg_methods},
     {Py_tp_getset, (void *)dg_getset},
     {Py_tp_members, (void *)tr_members},
-    {Py_tp_doc, (void *)"the C half of evloop.aio's datagram transport"},
+    {Py_tp_doc, (void *)"evloop.aio's datagram transport"},
     {0, NULL}
 };
 
 static PyType_Spec dg_spec = {
-    .name = "evloop.core.DatagramTransportBase",
+    .name = "evloop.aio.DatagramTransport",
     .basicsize = sizeof(StreamTr),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = dg_slots,
