@@ -588,7 +588,7 @@ tr_read_ready(StreamTr *self, PyObject *unused)
     PyObject *data, *res, *args[2], *proto;
     ssize_t n;
     int rc;
-    if (self->conn_lost || self->protocol == NULL)
+    if (self->conn_lost || self->protocol == NULL || self->fdobj == NULL)
         Py_RETURN_NONE;
     Py_INCREF(self);
     proto = self->protocol;
@@ -689,6 +689,11 @@ tr_py_start_reading(StreamTr *self, PyObject *unused)
 static int
 tr_write_refused(StreamTr *self, const char *what)
 {
+    if (self->fdobj == NULL) {
+        /* made without its constructor (cls.__new__(cls)): it has no socket */
+        PyErr_Format(PyExc_RuntimeError, "%s() on a transport that was never set up", what);
+        return 1;
+    }
     if (self->eof) {
         PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", what);
         return 1;
@@ -800,7 +805,7 @@ tr_write_ready(StreamTr *self, PyObject *unused)
     struct iovec iov[TR_IOV_MAX];
     int niov = 0;
     ssize_t n;
-    if (self->conn_lost || self->qlen == 0)
+    if (self->conn_lost || self->qlen == 0 || self->fdobj == NULL)
         Py_RETURN_NONE;
     for (Py_ssize_t i = 0; i < self->qlen && niov < TR_IOV_MAX; i++) {
         TrChunk *c = &self->q[self->qhead + i];
@@ -972,7 +977,7 @@ fail:
 static PyObject *
 tr_py_write_eof(StreamTr *self, PyObject *unused)
 {
-    if (self->closing || self->eof)
+    if (self->closing || self->eof || self->fdobj == NULL)
         Py_RETURN_NONE;
     self->eof = 1;
     if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0)
@@ -1707,7 +1712,8 @@ tr_dgram_sendto(StreamTr *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
             return NULL;
         }
     }
-    if (tr_check_bytes_like(data) < 0)
+    if (tr_check_bytes_like(data) < 0
+        || (self->fdobj == NULL && tr_write_refused(self, "sendto")))
         return NULL;
     if (!tr_dgram_send_empty) {
         int empty = PyObject_Size(data) == 0;

@@ -878,3 +878,25 @@ def test_debug_mode_logs_and_lost_writes_warn(loop, caplog):
     assert "pauses reading" in text and "resumes reading" in text
     assert "received EOF" in text
     assert "socket.send() raised exception." in text   # from the fifth lost write on
+
+
+def test_a_transport_made_without_its_constructor_refuses_io():
+    # cls.__new__(cls) gives an object with no socket: I/O is refused, nothing is sent to
+    # whatever fd 0 is
+    for cls in (evloop.aio.StreamTransport, evloop.aio.DatagramTransport):
+        tr = cls.__new__(cls)
+        assert tr.get_write_buffer_size() == 0 and not tr.is_closing()
+        assert tr.get_extra_info("socket") is None and tr.get_protocol() is None
+    tr = evloop.aio.StreamTransport.__new__(evloop.aio.StreamTransport)
+    with pytest.raises(RuntimeError, match="never set up"):
+        tr.write(b"x")
+    with pytest.raises(RuntimeError, match="never set up"):
+        tr.writelines([b"x"])
+    tr.write_eof()
+    tr._read_ready()
+    tr._write_ready()
+    dg = evloop.aio.DatagramTransport.__new__(evloop.aio.DatagramTransport)
+    with pytest.raises(RuntimeError, match="never set up"):
+        dg.sendto(b"x", ("127.0.0.1", 9))
+    with pytest.raises(TypeError):
+        evloop.aio.StreamTransport()
