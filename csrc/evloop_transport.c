@@ -1193,6 +1193,11 @@ static void
 tr_dealloc(StreamTr *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    /* __del__ (evloop/aio.py: the "unclosed transport" ResourceWarning, closing the
+     * socket) is the type's tp_finalize; a dealloc by reference count must call it */
+    if (tp->tp_finalize != NULL
+        && PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0)
+        return;     /* resurrected */
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);

@@ -900,3 +900,35 @@ def test_a_transport_made_without_its_constructor_refuses_io():
         dg.sendto(b"x", ("127.0.0.1", 9))
     with pytest.raises(TypeError):
         evloop.aio.StreamTransport()
+
+
+def test_unclosed_transport_warns_without_the_garbage_collector():
+    # freed by reference count (no cycle): __del__ still warns and closes the socket
+    loop = evloop.aio.new_event_loop()
+    loop._own_transports = True
+    a, b = socket.socketpair()
+    u = None
+
+    async def main():
+        nonlocal u
+        tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        u, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                   local_addr=("127.0.0.1", 0))
+        return tr
+
+    tr = loop.run_until_complete(main())
+    loop.close()                      # drops the reader handles that referenced them
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del tr
+            u = None
+    finally:
+        gc.enable()
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert any("unclosed transport <StreamTransport" in m for m in messages), messages
+    assert any("unclosed transport <DatagramTransport" in m for m in messages), messages
+    assert a.fileno() == -1           # the transport closed its socket
+    assert b.recv(1) == b""           # the peer sees EOF: the socket was closed
+    b.close()
