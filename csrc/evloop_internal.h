@@ -20,6 +20,7 @@
  *   hub         evloop_hub.c       Waiter, waiting, the one switch into the hub, sleep
  *   io          evloop_io.c        the socket fast path
  *   aio         evloop_aio.c       evloop.aio's loop, handles and timers
+ *   transport   evloop_transport.c evloop.aio's own stream and datagram transports
  *   module      evloop_module.c    evloop._cext and evloop_bootstrap()
  *
  * A new room is one #include line in evloop_unity.c, its declarations here, and its
@@ -349,6 +350,18 @@ static int evloop_io_init(PyObject *m);
 /* aio (csrc/evloop_aio.c)                                                                */
 
 static int evloop_aio_init(PyObject *m);
+/* the loop's reader/writer table, used by the transports (d: AIO_READ or AIO_WRITE);
+ * struct AioLoop and AIO_READ/AIO_WRITE are defined in evloop_aio.c, which the unity file
+ * includes before evloop_transport.c (the transports read its `closed` and `debug`) */
+static PyTypeObject AioLoop_Type;
+static PyObject *aio_add_fd(struct AioLoop *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames, int d);
+static int aio_fd_remove(struct AioLoop *self, int fd, int d);
+
+/* ===================================================================================== */
+/* transport (csrc/evloop_transport.c)                                                    */
+
+static int evloop_transport_init(PyObject *m);
 
 /* ===================================================================================== */
 /* module (csrc/evloop_module.c)                                                          */

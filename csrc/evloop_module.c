@@ -83,7 +83,8 @@ evloop_bootstrap(void)
         || evloop_loop_init(m) < 0
         || evloop_hub_init(m) < 0
         || evloop_io_init(m) < 0
-        || evloop_aio_init(m) < 0)
+        || evloop_aio_init(m) < 0
+        || evloop_transport_init(m) < 0)
         goto fail;
 #define ADDINT(name, value)                                                              \
     if (PyModule_AddIntConstant(m, name, value) < 0)                                     \

@@ -50,4 +50,5 @@ evloop_lstat(const char *path, struct stat *buf)
 #include "evloop_hub.c"
 #include "evloop_io.c"
 #include "evloop_aio.c"
+#include "evloop_transport.c"
 #include "evloop_module.c"

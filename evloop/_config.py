@@ -16,6 +16,7 @@ starts a loop.
 | EVLOOP_TRACK_GREENLET_TREE | 1/true/yes/on: each Greenlet records its spawning stack and takes its spawn_tree_locals at spawn, as gevent's ``config.track_greenlet_tree`` (read at the first spawn) | off |
 | EVLOOP_MAX_MEMORY_USAGE | bytes of RSS above which the monitor thread (when started) publishes MemoryUsageThresholdExceeded, as gevent's ``config.max_memory_usage`` | none |
 | EVLOOP_MEMORY_MONITOR_PERIOD | seconds between the monitor's memory checks | 5 |
+| EVLOOP_AIO_TRANSPORTS | evloop.aio's socket transports: evloop (its own, C) or asyncio (asyncio's selector transports) | evloop |
 """
 import os
 from typing import Optional
@@ -39,6 +40,7 @@ VARIABLES = (("EVLOOP_BACKEND", "backend"),
              ("EVLOOP_THREADPOOL_SIZE", "threadpool_size"),
              ("EVLOOP_RESOLVER", "resolver"),
              ("EVLOOP_FILE", "fileobject"),
+             ("EVLOOP_AIO_TRANSPORTS", "aio_transports"),
              ("EVLOOP_TRACK_GREENLET_TREE", "track_greenlet_tree"),
              ("EVLOOP_MAX_MEMORY_USAGE", "max_memory_usage"),
              ("EVLOOP_MEMORY_MONITOR_PERIOD", "memory_monitor_period"))
@@ -68,6 +70,9 @@ class Config:
             int(self._positive("EVLOOP_MAX_MEMORY_USAGE", raw, 0, integer=True))
         self.memory_monitor_period: float = self._positive(
             "EVLOOP_MEMORY_MONITOR_PERIOD", env.get("EVLOOP_MEMORY_MONITOR_PERIOD"), 5.0)
+        self.aio_transports: str = self._choice("EVLOOP_AIO_TRANSPORTS",
+                                                env.get("EVLOOP_AIO_TRANSPORTS"),
+                                                ("asyncio", "evloop"), "evloop")
 
     @staticmethod
     def _bool(name: str, raw: Optional[str]) -> bool:
@@ -103,6 +108,15 @@ class Config:
             raise ValueError(f"EVLOOP_BACKEND={raw!r}: unknown backend {bad[0]!r}; "
                              f"choose from {', '.join(_BACKENDS)}")
         return ",".join(names)
+
+    @staticmethod
+    def _choice(name: str, raw: Optional[str], choices: tuple, default: str) -> str:
+        if raw is None or not raw.strip():
+            return default
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{name}={raw!r}: choose from {', '.join(choices)}")
+        return value
 
     @staticmethod
     def _resolver(raw: Optional[str]) -> str:

@@ -24,8 +24,8 @@ behaviour by reading ``__code__``; a detail that differs between versions is cho
 import asyncio
 import sys
 import threading
-from asyncio import base_events, events, format_helpers, runners, selector_events, \
-    unix_events
+from asyncio import base_events, constants, events, format_helpers, runners, \
+    selector_events, unix_events
 import asyncio.futures
 import asyncio.tasks
 from typing import Any, Callable, Dict, Optional
@@ -48,6 +48,7 @@ LOOP_HOOKS = (
     "_add_reader", "_add_writer", "_remove_reader", "_remove_writer",   # transports' I/O
     "_add_callback", "_add_callback_signalsafe",    # the signal self-pipe's handles
     "_make_socket_transport", "_make_datagram_transport",
+    "_sendfile_fallback",       # loop.sendfile()'s copy loop (Loop: its own for its transports)
 )
 #: Instance attributes of asyncio's loops that the C core keeps instead (``_ready`` and
 #: ``_scheduled`` as read-only snapshots); BaseEventLoop.__init__ and close() assign them.
@@ -112,6 +113,57 @@ def new_datagram_transport(cls: Any, loop: Any, sock: Any, protocol: Any, addres
     if MAKE_TRANSPORT_CHECKS_FD:
         loop._ensure_fd_no_transport(sock)
     return cls(loop, sock, protocol, address, waiter, extra)
+
+
+# -- evloop.aio's own stream transport: what it shares with asyncio's Server and loop ------
+#
+# asyncio's Server counts the transports of its connections: the selector transport calls
+# server._attach() when made and server._detach() after connection_lost (wait_closed waits
+# for the count to reach zero). 3.13+ (gh-113538, close_clients/abort_clients) passes the
+# transport and keeps them in server._clients (a WeakSet); 3.10-3.12 take no argument.
+SERVER_ATTACH_TAKES_TRANSPORT = sys.version_info >= (3, 13)
+
+
+def server_attach(server: Any, transport: Any) -> None:
+    """What asyncio's transport constructor does with its Server (3.10-3.15)."""
+    if SERVER_ATTACH_TAKES_TRANSPORT:
+        server._attach(transport)
+    else:
+        server._attach()
+
+
+def server_detach(server: Any, transport: Any) -> None:
+    """What asyncio's transport does with its Server after connection_lost (3.10-3.15)."""
+    if SERVER_ATTACH_TAKES_TRANSPORT:
+        server._detach(transport)
+    else:
+        server._detach()
+
+
+# BaseEventLoop.sendfile() reads transport._sendfile_compatible (an asyncio.constants.
+# _SendfileMode; absent: UNSUPPORTED, RuntimeError). TRY_NATIVE makes it call the selector
+# loop's _sendfile_native(transport, ...), which uses the transport's _sock, _sock_fd,
+# pause/resume_reading and _make_empty_waiter/_reset_empty_waiter, and sock_sendfile();
+# on SendfileNotAvailableError, loop._sendfile_fallback(). 3.10-3.15.
+SENDFILE_TRY_NATIVE: Any = constants._SendfileMode.TRY_NATIVE
+
+
+# asyncio's datagram transport (_SelectorDatagramTransport.sendto), per version:
+# 3.10-3.12 drop an empty datagram (`if not data: return`); 3.13+ send it (read on
+# 3.13.0, 3.14.10, 3.15.2). The write buffer's size counts len(data) per queued datagram
+# on 3.10-3.12, len(data) + 8 (a per-datagram header estimate: a literal in 3.13, the class
+# attribute `_header_size` from 3.14) on 3.13+. evloop's datagram
+# transport does what the running version's does.
+DGRAM_SENDS_EMPTY = sys.version_info >= (3, 13)
+DGRAM_HEADER_SIZE = 8 if sys.version_info >= (3, 13) else 0
+
+
+def register_transport(loop: Any, fd: int, transport: Any) -> None:
+    """asyncio's selector loop maps each fd to the transport using it
+    (BaseSelectorEventLoop._transports, a WeakValueDictionary, 3.10-3.15): add_reader,
+    add_writer and the sock_* methods refuse an fd whose transport is not closing
+    (_ensure_fd_no_transport). evloop's transport registers itself there, as asyncio's does."""
+    loop._transports[fd] = transport
 
 
 # The read methods evloop.aio's transports replace: _SelectorSocketTransport.

@@ -331,3 +331,6 @@ class _AioLoop:
 def _aio_configure(on_error: Any, repr: Any, extract_stack: Any, debug_check: Any,
                    run_debug: Any, tasks_dict: Any, futures_dict: Any,
                    create_task: Any) -> None: ...
+def _aio_transport_types(stream_bases: Tuple[type, ...], datagram_bases: Tuple[type, ...],
+                         buffered_protocol: type, logger: Any, dgram_send_empty: bool,
+                         dgram_header: int) -> Tuple[type, type]: ...

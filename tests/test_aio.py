@@ -677,6 +677,7 @@ def test_streams_echo_server_with_many_clients(loop):
 
 
 def test_socket_transport_reads_through_the_scratch_buffer(loop):
+    loop._own_transports = False   # asyncio's transports (EVLOOP_AIO_TRANSPORTS=asyncio)
     # evloop.aio's socket transport reads with core._recv (no 256 KiB allocation per
     # read): checksummed data in both directions, concurrent connections (one shared
     # buffer), flow control, EOF and a reset peer must behave as with asyncio's own
@@ -753,6 +754,7 @@ def test_socket_transport_reads_through_the_scratch_buffer(loop):
 
 
 def test_socket_transport_peer_reset_and_socket_subclasses(loop):
+    loop._own_transports = False   # asyncio's transports (EVLOOP_AIO_TRANSPORTS=asyncio)
     lost = []
 
     class Proto(asyncio.Protocol):
@@ -872,6 +874,7 @@ def test_datagram_endpoint(loop):
 
 
 def test_datagram_transport_receives_into_the_loop_buffer(loop):
+    loop._own_transports = False   # asyncio's transports (EVLOOP_AIO_TRANSPORTS=asyncio)
     # evloop.aio's datagram transport receives into a buffer the loop reuses and copies
     # each datagram out: every size arrives intact and distinct (no datagram sees a later
     # one's bytes), a max_size above the buffer falls back to recvfrom, and an ICMP error

@@ -8,6 +8,7 @@ process's configuration is left alone).
 | EVLOOP_MONITOR_THREAD | 1/0, true/false, yes/no, on/off (case-insensitive); empty = off | off |
 | EVLOOP_MAX_BLOCKING_TIME | a finite number of seconds > 0 | 0.1 |
 | EVLOOP_THREADPOOL_SIZE | an integer > 0 | 10 |
+| EVLOOP_AIO_TRANSPORTS | evloop, asyncio (case-insensitive) | evloop |
 
 Invalid values raise ValueError naming the variable.
 """
@@ -330,3 +331,32 @@ def test_evloop_memory_monitor_period(raw, value):
 def test_evloop_memory_monitor_period_rejects_a_bad_value(raw):
     with pytest.raises(ValueError, match="EVLOOP_MEMORY_MONITOR_PERIOD"):
         Config(environ={"EVLOOP_MEMORY_MONITOR_PERIOD": raw})
+
+
+# --------------------------------------------------------------------------------------
+# EVLOOP_AIO_TRANSPORTS
+# --------------------------------------------------------------------------------------
+
+def test_aio_transports_values():
+    assert Config(environ={}).aio_transports == "evloop"
+    assert Config(environ={"EVLOOP_AIO_TRANSPORTS": " AsyncIO "}).aio_transports == "asyncio"
+    assert Config(environ={"EVLOOP_AIO_TRANSPORTS": "evloop"}).aio_transports == "evloop"
+    with pytest.raises(ValueError, match="EVLOOP_AIO_TRANSPORTS='uv'"):
+        Config(environ={"EVLOOP_AIO_TRANSPORTS": "uv"})
+
+
+@pytest.mark.parametrize("value, expected", [("", "StreamTransport"),
+                                             ("asyncio", "_SocketTransport")])
+def test_aio_transports_choose_the_loops_transport(value, expected):
+    proc = run_script("""
+        import asyncio, socket, evloop.aio
+        async def main():
+            a, b = socket.socketpair()
+            tr, _ = await asyncio.get_running_loop().connect_accepted_socket(
+                asyncio.Protocol, a)
+            print(type(tr).__name__)
+            tr.close()
+            b.close()
+        evloop.aio.run(main())
+    """, env={"EVLOOP_AIO_TRANSPORTS": value})
+    assert proc.stdout.split() == [expected]

@@ -459,3 +459,109 @@ def test_policy_details():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             stdlib.set_event_loop_policy(old)
+
+
+# -- evloop's own transports: what they share with asyncio's Server, loop and sendfile -----
+
+def test_server_attach_detach_signature():
+    params = list(inspect.signature(base_events.Server._attach).parameters)
+    detach = list(inspect.signature(base_events.Server._detach).parameters)
+    expected = ["self", "transport"] if stdlib.SERVER_ATTACH_TAKES_TRANSPORT else ["self"]
+    assert params == expected and detach == expected, changed(
+        "Server._attach/_detach", f"parameters {params}, {detach}, expected {expected}")
+    assert hasattr(base_events.Server, "close_clients") == \
+        stdlib.SERVER_ATTACH_TAKES_TRANSPORT, changed("Server.close_clients", "presence")
+
+
+def test_server_counts_evloops_transports(evloop_loop):
+    # the Server waits in wait_closed() for the transports it attached to be detached: a
+    # count on 3.10-3.12 (_active_count), a WeakSet of them on 3.13+ (_clients)
+    def attached(server):
+        if stdlib.SERVER_ATTACH_TAKES_TRANSPORT:
+            return len(server._clients)
+        return server._active_count
+
+    async def main():
+        server = await evloop_loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        for _ in range(200):
+            if attached(server):
+                break
+            await asyncio.sleep(0.005)
+        first = attached(server)
+        client.close()                 # EOF: the transport closes, and is detached
+        server.close()
+        for _ in range(400):           # (wait_closed() does not wait on 3.10 and 3.11)
+            if not attached(server):
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(server.wait_closed(), 5)
+        return first, attached(server)
+
+    assert evloop_loop.run_until_complete(main()) == (1, 0), changed(
+        "Server._active_count bookkeeping", "a transport's _attach/_detach were not counted")
+
+
+def test_loop_transports_map(stdlib_loop, evloop_loop):
+    import weakref
+    assert isinstance(stdlib_loop._transports, weakref.WeakValueDictionary), changed(
+        "BaseSelectorEventLoop._transports", "no longer a WeakValueDictionary")
+    a, b = socket.socketpair()
+
+    async def main():
+        tr, _ = await evloop_loop.connect_accepted_socket(asyncio.Protocol, a)
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            evloop_loop.add_reader(a.fileno(), lambda: None)   # _ensure_fd_no_transport
+        tr.close()
+        await asyncio.sleep(0)
+
+    evloop_loop.run_until_complete(main())
+    b.close()
+
+
+def test_sendfile_mode_and_hooks():
+    from asyncio import constants
+    assert stdlib.SENDFILE_TRY_NATIVE is constants._SendfileMode.TRY_NATIVE
+    assert selector_events._SelectorSocketTransport._sendfile_compatible is \
+        constants._SendfileMode.TRY_NATIVE, changed("_sendfile_compatible", "mode")
+    for name in ("_make_empty_waiter", "_reset_empty_waiter"):
+        assert hasattr(selector_events._SelectorSocketTransport, name), changed(
+            "the socket transport's sendfile methods", f"{name} is gone")
+        assert hasattr(evloop.aio.StreamTransport, name)
+    assert hasattr(selector_events.BaseSelectorEventLoop, "_sendfile_native"), changed(
+        "BaseSelectorEventLoop._sendfile_native", "gone")
+
+
+def test_datagram_details_are_asyncios(stdlib_loop):
+    # an empty datagram: sent on 3.13+, dropped before; the header counted per datagram
+    got = []
+
+    class Collect(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            got.append(data)
+
+    async def main():
+        rt, _ = await stdlib_loop.create_datagram_endpoint(Collect,
+                                                           local_addr=("127.0.0.1", 0))
+        st, _ = await stdlib_loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=rt.get_extra_info("sockname"))
+        st.sendto(b"")
+        st.sendto(b"end")
+        for _ in range(200):
+            if b"end" in got:
+                break
+            await asyncio.sleep(0.005)
+        st.close()
+        rt.close()
+
+    stdlib_loop.run_until_complete(main())
+    assert (b"" in got) == stdlib.DGRAM_SENDS_EMPTY, changed(
+        "_SelectorDatagramTransport.sendto", f"empty datagram sent: {b'' in got}")
+    # the header: a class attribute (_header_size) from 3.14, the literal 8 in sendto() on
+    # 3.13, nothing before
+    cls = selector_events._SelectorDatagramTransport
+    header = getattr(cls, "_header_size", None)
+    if header is None:
+        header = 8 if "len(data) + 8" in inspect.getsource(cls.sendto) else 0
+    assert header == stdlib.DGRAM_HEADER_SIZE, changed(
+        "_SelectorDatagramTransport._header_size", f"{header}")
