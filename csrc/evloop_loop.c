@@ -915,8 +915,8 @@ evloop_finish_watcher(EvWatcher *w, EvLoop *loop, const evloop_kind *kind, ev_wa
  * a gevent sleep; this is ~100). The errors are PyArg_ParseTupleAndKeywords's. */
 static int
 evloop_factory_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
-                    PyObject *kwnames, const char *const *names, int nnames, int nrequired,
-                    PyObject **out)
+                    PyObject *kwnames, const char *const *names, PyObject **interned,
+                    int nnames, int nrequired, PyObject **out)
 {
     Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
     for (int i = 0; i < nnames; i++)
@@ -929,9 +929,22 @@ evloop_factory_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, k);
         int i;
+        /* a keyword written in the caller's source is an interned string: compare the
+         * pointers first (interned[] is filled on first use) */
         for (i = 0; i < nnames; i++) {
-            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
+            if (interned[i] == NULL) {
+                interned[i] = PyUnicode_InternFromString(names[i]);
+                if (interned[i] == NULL)
+                    return -1;
+            }
+            if (key == interned[i])
                 break;
+        }
+        if (i == nnames) {
+            for (i = 0; i < nnames; i++) {
+                if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0)
+                    break;
+            }
         }
         if (i == nnames) {
             PyErr_Format(PyExc_TypeError, "%R is an invalid keyword argument for %s()", key,
@@ -959,9 +972,10 @@ static PyObject *
 pyloop_io(EvLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"fd", "events", "ref", "priority"};
+    static PyObject *interned[4];
     PyObject *a[4];
     int fd, events;
-    if (evloop_factory_args("io", args, nargs, kwnames, names, 4, 2, a) < 0)
+    if (evloop_factory_args("io", args, nargs, kwnames, names, interned, 4, 2, a) < 0)
         return NULL;
     if (evloop_loop_alive(self) < 0)
         return NULL;
@@ -980,9 +994,10 @@ static PyObject *
 pyloop_timer(EvLoop *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"after", "repeat", "ref", "priority"};
+    static PyObject *interned[4];
     PyObject *a[4];
     double after = 0.0, repeat = 0.0;
-    if (evloop_factory_args("timer", args, nargs, kwnames, names, 4, 0, a) < 0)
+    if (evloop_factory_args("timer", args, nargs, kwnames, names, interned, 4, 0, a) < 0)
         return NULL;
     if (evloop_loop_alive(self) < 0)
         return NULL;
