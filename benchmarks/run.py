@@ -264,8 +264,9 @@ def main():
                         help="comma-separated implementations (default: %(default)s)")
     parser.add_argument("--before", metavar="PYTHON",
                         help="an interpreter with an earlier evloop build installed: adds the "
-                             "impls evloop-before and evloop.aio-before, run interleaved with "
-                             "the rest, and after/before ratio columns")
+                             "impls evloop-before and evloop.aio-before (and gevent-evloop-before "
+                             "when named in --impls), run interleaved with the rest, and "
+                             "after/before ratio columns")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the results to FILE (what benchmarks/chart.py reads)")
@@ -281,10 +282,10 @@ def main():
                              "the worker's CPU)")
     args = parser.parse_args()
     if args.before:
-        for name in ("evloop", "evloop.aio"):
+        for name in ("evloop", "evloop.aio", "gevent-evloop"):
             base = IMPLS[name]
             IMPLS[f"{name}-before"] = Impl(f"{name}-before", args.before, base.module,
-                                           base.dist, arg=name)
+                                           base.dist, base.env, arg=name)
             BASELINES[name] = BASELINES[name] + (f"{name}-before",)
         if args.impls == parser.get_default("impls"):
             args.impls = ",".join(DEFAULT_IMPLS + [f"{n}-before" for n in ("evloop", "evloop.aio")])
