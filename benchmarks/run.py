@@ -53,6 +53,9 @@ IMPLS = {
         # the distribution is "pyevloop"; builds from before the rename are "evloop"
         Impl("evloop", sys.executable, "evloop.core", "pyevloop|evloop"),
         Impl("gevent", PEERS_PYTHON, "gevent.core", "gevent", {"GEVENT_LOOP": "libev-cext"}),
+        # gevent's hub on evloop's loop (docs/gevent.md): evloop's interpreter, with gevent
+        Impl("gevent-evloop", sys.executable, "evloop.integrations.gevent", "gevent",
+             {"GEVENT_LOOP": "evloop.integrations.gevent.loop"}),
         Impl("uvloop", PEERS_PYTHON, "uvloop", "uvloop"),
         # the stdlib loop, with evloop's interpreter (which need not have uvloop)
         Impl("asyncio", sys.executable, "asyncio", ""),
@@ -61,7 +64,10 @@ IMPLS = {
     ]
 }
 # ratio columns: each baseline against the peers it is compared with
-BASELINES = {"evloop": ("gevent", "uvloop", "asyncio"), "evloop.aio": ("uvloop", "asyncio")}
+BASELINES = {"evloop": ("gevent", "uvloop", "asyncio"), "evloop.aio": ("uvloop", "asyncio"),
+             "gevent-evloop": ("gevent",)}
+# the impls run when --impls is not given (gevent-evloop needs gevent in evloop's interpreter)
+DEFAULT_IMPLS = [name for name in IMPLS if name != "gevent-evloop"]
 
 
 def discover_workloads():
@@ -254,12 +260,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per workload and impl")
     parser.add_argument("--only", help="comma-separated workloads (default: all)")
-    parser.add_argument("--impls", default=",".join(IMPLS),
+    parser.add_argument("--impls", default=",".join(DEFAULT_IMPLS),
                         help="comma-separated implementations (default: %(default)s)")
     parser.add_argument("--before", metavar="PYTHON",
                         help="an interpreter with an earlier evloop build installed: adds the "
-                             "impls evloop-before and evloop.aio-before, run interleaved with "
-                             "the rest, and after/before ratio columns")
+                             "impls evloop-before and evloop.aio-before (and gevent-evloop-before "
+                             "when named in --impls), run interleaved with the rest, and "
+                             "after/before ratio columns")
     parser.add_argument("--markdown", action="store_true", help="print a markdown report")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the results to FILE (what benchmarks/chart.py reads)")
@@ -275,13 +282,13 @@ def main():
                              "the worker's CPU)")
     args = parser.parse_args()
     if args.before:
-        for name in ("evloop", "evloop.aio"):
+        for name in ("evloop", "evloop.aio", "gevent-evloop"):
             base = IMPLS[name]
             IMPLS[f"{name}-before"] = Impl(f"{name}-before", args.before, base.module,
-                                           base.dist, arg=name)
+                                           base.dist, base.env, arg=name)
             BASELINES[name] = BASELINES[name] + (f"{name}-before",)
         if args.impls == parser.get_default("impls"):
-            args.impls = ",".join(IMPLS)
+            args.impls = ",".join(DEFAULT_IMPLS + [f"{n}-before" for n in ("evloop", "evloop.aio")])
 
     workloads = discover_workloads()
     if args.only:

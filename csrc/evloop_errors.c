@@ -170,10 +170,19 @@ evloop_fd_alive(int fd)
     return 0;
 }
 
+/* The args tuple of start() and run_callback(): no args, and gevent's (None,) (its
+ * sleep(0) queues run_callback(waiter.switch, None) on every yield), are the shared
+ * tuples, without an allocation (and, for (None,), a GC link) per call. */
 static PyObject *
 evloop_tuple_from_array(PyObject *const *items, Py_ssize_t n)
 {
-    PyObject *t = PyTuple_New(n);
+    PyObject *t;
+    if (n == 0 || (n == 1 && items[0] == Py_None)) {
+        t = n == 0 ? evloop_empty_tuple : evloop_none_tuple;
+        Py_INCREF(t);
+        return t;
+    }
+    t = PyTuple_New(n);
     if (t == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {

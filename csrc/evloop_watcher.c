@@ -351,8 +351,10 @@ watcher_enter(EvWatcher *self, PyObject *unused)
     return (PyObject *)self;
 }
 
+/* METH_FASTCALL: gevent's sleep(seconds) leaves a `with loop.timer(...)` block on every
+ * call, and METH_VARARGS would pack the three exception arguments into a tuple first */
 static PyObject *
-watcher_exit(EvWatcher *self, PyObject *args)
+watcher_exit(EvWatcher *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *r = watcher_close(self, NULL);
     if (r == NULL)
@@ -623,7 +625,7 @@ static PyMethodDef watcher_methods[] = {
     {"feed", (PyCFunction)watcher_feed, METH_VARARGS,
      "feed(revents=EV_CUSTOM): make the watcher pending as if its event happened"},
     {"__enter__", (PyCFunction)watcher_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)watcher_exit, METH_VARARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))watcher_exit, METH_FASTCALL, NULL},
     {NULL}
 };
 

@@ -1332,6 +1332,40 @@ class TestIO:
 # --------------------------------------------------------------------------------------
 
 
+class TestFactoryArguments:
+    """io() and timer() take their arguments by position or keyword, as gevent calls them
+    (``loop.timer(seconds, ref=ref)``, ``loop.io(fd, events)``)."""
+
+    def test_timer_by_position_and_keyword(self, loop):
+        t = loop.timer(0.5, 0.25, False, 1)
+        assert (t.ref, t.priority, t.repeat) == (False, 1, 0.25)
+        t = loop.timer(priority=-1, after=2, ref=False)
+        assert (t.ref, t.priority, t.repeat) == (False, -1, 0.0)
+        assert loop.timer().repeat == 0.0
+
+    def test_io_by_position_and_keyword(self, loop, sockpair):
+        fd = sockpair[0].fileno()
+        w = loop.io(fd, core.READ, False, 2)
+        assert (w.fd, w.events, w.ref, w.priority) == (fd, core.READ, False, 2)
+        w = loop.io(events=core.WRITE, fd=fd, priority=-2)
+        assert (w.fd, w.events, w.ref, w.priority) == (fd, core.WRITE, True, -2)
+
+    @pytest.mark.parametrize("call, message", [
+        (lambda l, fd: l.timer(1, 2, True, None, 5), "at most 4 arguments"),
+        (lambda l, fd: l.timer(when=1), "'when' is an invalid keyword argument for timer()"),
+        (lambda l, fd: l.timer(1, after=2), "given by name ('after') and position (1)"),
+        (lambda l, fd: l.io(), "missing required argument 'fd'"),
+        (lambda l, fd: l.io(fd), "missing required argument 'events'"),
+        (lambda l, fd: l.io(fd, core.READ, refs=False), "'refs' is an invalid keyword"),
+        (lambda l, fd: l.io(fd, core.READ, **{"ref": True, "events": 1}),
+         "given by name ('events') and position (2)"),
+    ])
+    def test_bad_arguments_raise_typeerror(self, loop, sockpair, call, message):
+        with pytest.raises(TypeError) as info:
+            call(loop, sockpair[0].fileno())
+        assert message in str(info.value)
+
+
 class TestTimer:
     def test_one_shot(self, loop):
         fired = []
@@ -2515,6 +2549,22 @@ class TestRunCallback:
         loop.run()
         assert log == [("a", "b")]
         assert h.args is None
+
+    def test_none_args_of_one_handle_do_not_touch_another(self, loop):
+        # gevent's sleep(0) queues run_callback(switch, None): the (None,) is shared, so
+        # replacing or cancelling one handle's args must leave the other's alone
+        log = []
+        h1 = loop.run_callback(log.append, None)
+        h2 = loop.run_callback(log.append, None)
+        assert h1.args == (None,) and h2.args == (None,)
+        h1.args = ("x",)
+        h2.args = None
+        loop.run()
+        assert log == ["x"]
+        h3 = loop.run_callback(log.append, None)
+        assert h3.args == (None,)
+        loop.run()
+        assert log == ["x", None]
 
     def test_args_setter_rejects_non_tuple(self, loop):
         h = loop.run_callback(noop)

@@ -33,21 +33,31 @@ import time
 
 N = 1_000_000  # default number of operations for callback-dispatch workloads
 CORE_IMPLS = ("evloop", "gevent")  # the impls with a gevent.core-shaped loop
-GREENLET_IMPLS = ("evloop", "gevent")  # the impls with gevent's greenlet API
+# the impls with gevent's greenlet API; gevent-evloop is gevent's hub on evloop's loop
+# (GEVENT_LOOP=evloop.integrations.gevent.loop, docs/gevent.md)
+GREENLET_IMPLS = ("evloop", "gevent", "gevent-evloop")
 # asyncio's API: the stdlib loop, uvloop's loop, evloop's asyncio loop (evloop.aio)
 ASYNCIO_IMPLS = ("asyncio", "uvloop", "evloop.aio")
 HUB_IMPLS = GREENLET_IMPLS + ASYNCIO_IMPLS
 
 
-def _import_gevent():
-    """gevent, after making sure its loop is the Cython libev one (not libev-cffi or libuv)."""
-    if os.environ.get("GEVENT_LOOP") != "libev-cext":
-        raise SystemExit("gevent must run with GEVENT_LOOP=libev-cext")
+GEVENT_LOOPS = {  # impl: (GEVENT_LOOP, the module gevent.core.loop must come from)
+    "gevent": ("libev-cext", "gevent.libev.corecext"),
+    "gevent-evloop": ("evloop.integrations.gevent.loop", "evloop.integrations.gevent"),
+}
+
+
+def _import_gevent(impl="gevent"):
+    """gevent, after making sure its loop is the impl's: the Cython libev one for
+    ``gevent`` (not libev-cffi or libuv), evloop's for ``gevent-evloop``."""
+    setting, module = GEVENT_LOOPS[impl]
+    if os.environ.get("GEVENT_LOOP") != setting:
+        raise SystemExit(f"{impl} must run with GEVENT_LOOP={setting}")
     import gevent
     from gevent import core
 
-    if gevent.config.loop is not core.loop or core.loop.__module__ != "gevent.libev.corecext":
-        raise SystemExit(f"gevent is not using libev-cext: {core.loop!r}")
+    if gevent.config.loop is not core.loop or core.loop.__module__ != module:
+        raise SystemExit(f"{impl}: gevent is not using {module}: {core.loop!r}")
     return gevent
 
 
@@ -74,13 +84,13 @@ def load_greenlet_api(impl, submodules=()):
         except ModuleNotFoundError as exc:  # only workloads using Event need it
             if exc.name != "evloop.event":
                 raise
-    elif impl == "gevent":
-        api = _import_gevent()
+    elif impl in GEVENT_LOOPS:
+        api = _import_gevent(impl)
         import gevent.event  # noqa: F401 - so that gevent.event is an attribute
     else:
         raise SystemExit(f"impl {impl!r} has no greenlet API")
     for name in submodules:
-        __import__(f"{impl}.{name}")
+        __import__(f"{api.__name__}.{name}")
     return api
 
 

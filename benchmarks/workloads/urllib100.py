@@ -23,7 +23,8 @@ def main():
     if impl not in IMPLS:
         raise SystemExit(f"impl {impl!r} not supported here (only {IMPLS})")
     # patch before anything imports urllib (and, through it, socket, ssl, ...)
-    __import__(f"{impl}.monkey").monkey.patch_all()
+    package = "gevent" if impl == "gevent-evloop" else impl  # gevent on evloop's loop
+    __import__(f"{package}.monkey").monkey.patch_all()
     from _common import load_greenlet_api
 
     api = load_greenlet_api(impl, ("server",))
