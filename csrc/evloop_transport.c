@@ -26,8 +26,9 @@
  * What it must not do: own policy that asyncio's users can observe beyond what asyncio's
  * transport does (the error messages, the order of protocol calls and the exception-handler
  * contexts are asyncio's, see Lib/asyncio/selector_events.py and, for pipes, unix_events.py);
- * call the protocol outside the loop's batch; keep a pointer into a caller's mutable buffer past the call (what is queued
- * is a bytes object: the caller's own when it is bytes, else a copy). Connection setup and
+ * call the protocol outside the loop's batch; keep a pointer into a caller's mutable buffer
+ * past the call (what is queued is a bytes object: the caller's own when it is bytes, else a
+ * copy). Connection setup and
  * teardown that touch asyncio's Server and logging (connection_made scheduling, the
  * connection_lost call, reprs, ResourceWarning) are Python: evloop/aio.py, StreamTransport.
  * Included by evloop_unity.c after evloop_aio.c (one translation unit); what it uses of
