@@ -94,6 +94,9 @@ typedef struct {
     Py_ssize_t qcap, qhead, qlen;
     Py_ssize_t qbytes;          /* bytes queued */
     PyObject *weakreflist;
+    PyObject *dict;             /* pipe transports: the instance __dict__ (asyncio's pipe
+                                   transports have one, and code and tests set attributes
+                                   on them: CPython's test_subprocess mocks pause_reading) */
 } StreamTr;
 
 static PyObject *tr_buffered_protocol = NULL;  /* asyncio.BufferedProtocol */
@@ -1230,6 +1233,7 @@ tr_traverse(StreamTr *self, visitproc visit, void *arg)
     Py_VISIT(self->address);
     Py_VISIT(self->raddr_obj);
     Py_VISIT(self->saddr_obj);
+    Py_VISIT(self->dict);
     for (Py_ssize_t i = 0; i < self->qlen; i++)
         Py_VISIT(self->q[self->qhead + i].addr);
     return 0;
@@ -1248,6 +1252,7 @@ tr_clear(StreamTr *self)
     Py_CLEAR(self->address);
     Py_CLEAR(self->raddr_obj);
     Py_CLEAR(self->saddr_obj);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -1460,6 +1465,7 @@ static PyGetSetDef pipe_getset[] = {
     {"_fileno", (getter)tr_get_sock_fd, NULL, NULL, NULL},
     {"_high_water", (getter)tr_get_high, NULL, NULL, NULL},
     {"_low_water", (getter)tr_get_low, NULL, NULL, NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL}
 };
 
@@ -1515,13 +1521,24 @@ static PyMethodDef wp_methods[] = {
     {NULL}
 };
 
+static PyMemberDef pipe_members[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(StreamTr, weakreflist), Py_READONLY},
+    {"__dictoffset__", Py_T_PYSSIZET, offsetof(StreamTr, dict), Py_READONLY},
+#else
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(StreamTr, weakreflist), READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(StreamTr, dict), READONLY},
+#endif
+    {NULL}
+};
+
 static PyType_Slot rp_slots[] = {
     {Py_tp_dealloc, (void *)tr_dealloc},
     {Py_tp_traverse, (void *)tr_traverse},
     {Py_tp_clear, (void *)tr_clear},
     {Py_tp_methods, (void *)rp_methods},
     {Py_tp_getset, (void *)pipe_getset},
-    {Py_tp_members, (void *)tr_members},
+    {Py_tp_members, (void *)pipe_members},
     {Py_tp_doc, (void *)"evloop.aio's read pipe transport"},
     {0, NULL}
 };
@@ -1532,7 +1549,7 @@ static PyType_Slot wp_slots[] = {
     {Py_tp_clear, (void *)tr_clear},
     {Py_tp_methods, (void *)wp_methods},
     {Py_tp_getset, (void *)pipe_getset},
-    {Py_tp_members, (void *)tr_members},
+    {Py_tp_members, (void *)pipe_members},
     {Py_tp_doc, (void *)"evloop.aio's write pipe transport"},
     {0, NULL}
 };
