@@ -1454,13 +1454,28 @@ tr_py_pipe_setup(StreamTr *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* transport._pipe = None: the transport forgets its pipe (it will not close it); asyncio's
+ * pipe transports allow it, and CPython's test_events does it to an unclosed transport */
+static int
+tr_set_pipe(StreamTr *self, PyObject *v, void *c)
+{
+    if (v == NULL || (v != Py_None && v != self->sock)) {
+        PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None");
+        return -1;
+    }
+    if (v == Py_None)
+        Py_CLEAR(self->sock);
+    return 0;
+}
+
 static PyGetSetDef pipe_getset[] = {
     {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
     {"_paused", (getter)tr_get_paused, NULL, NULL, NULL},
     {"_protocol_paused", (getter)tr_get_protocol_paused, NULL, NULL, NULL},
     {"_conn_lost", (getter)tr_get_conn_lost, NULL, NULL, NULL},
     {"_loop", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, loop)},
-    {"_pipe", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, sock)},
+    {"_pipe", (getter)tr_get_obj, (setter)tr_set_pipe, NULL,
+     (void *)offsetof(StreamTr, sock)},
     {"_protocol", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, protocol)},
     {"_fileno", (getter)tr_get_sock_fd, NULL, NULL, NULL},
     {"_high_water", (getter)tr_get_high, NULL, NULL, NULL},

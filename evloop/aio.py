@@ -445,7 +445,8 @@ def _pipe_repr(self: Any) -> str:
         info.append("closing")
     info.append(f"fd={self._fileno}")
     loop = self._loop
-    if loop is not None and not loop.is_closed() and self._pipe is not None:
+    # asyncio's: polling/idle while the loop is open, "open" once it is closed
+    if self._pipe is not None and loop is not None and not loop.is_closed():
         key = loop._fd_key(self._fileno)
         events = key[0] if key is not None else 0
         if isinstance(self, ReadPipeTransport):
@@ -453,6 +454,10 @@ def _pipe_repr(self: Any) -> str:
         else:
             info.append("polling" if events & selectors.EVENT_WRITE else "idle")
             info.append(f"bufsize={self.get_write_buffer_size()}")
+    elif self._pipe is not None:
+        info.append("open")
+    else:
+        info.append("closed")
     return "<{}>".format(" ".join(info))
 
 

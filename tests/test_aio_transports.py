@@ -1234,3 +1234,29 @@ def test_subprocess_pipes_are_evloops(loop):
         await proc.communicate(b"y" * (4 * 1024 * 1024))
         assert proc.returncode == 0
     run(loop, main(), timeout=60)
+
+
+def test_pipe_transport_repr_after_the_loop_closed_and_forgetting_the_pipe(loop):
+    # asyncio's pipe transports: "open" in the repr once the loop is closed, and
+    # transport._pipe = None forgets the pipe (CPython's test_events does both)
+    async def main():
+        rf, wf = pipe_files()
+        rt, _ = await loop.connect_read_pipe(asyncio.Protocol, rf)
+        wt, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+        return rf, wf, rt, wt
+    rf, wf, rt, wt = run(loop, main())
+    loop.close()
+    assert "open" in repr(rt) and "open" in repr(wt)
+    with pytest.raises(AttributeError):
+        rt._pipe = wf
+    rt._pipe = None
+    wt._pipe = None
+    assert "closed" in repr(rt)
+    rt.custom = 1                     # an instance __dict__, as asyncio's
+    assert rt.__dict__ == {"custom": 1}
+    rf.close()
+    wf.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del rt, wt                    # forgotten pipes: no "unclosed transport" warning
+        gc.collect()
