@@ -1260,3 +1260,24 @@ def test_pipe_transport_repr_after_the_loop_closed_and_forgetting_the_pipe(loop)
         warnings.simplefilter("error", ResourceWarning)
         del rt, wt                    # forgotten pipes: no "unclosed transport" warning
         gc.collect()
+
+
+def test_asyncio_transports_setting_gives_asyncios_pipe_transports():
+    # EVLOOP_AIO_TRANSPORTS=asyncio (loop._own_transports False): asyncio's own pipes
+    from asyncio import unix_events
+    loop = evloop.aio.new_event_loop()
+    loop._own_transports = False
+    try:
+        async def main():
+            rf, wf = pipe_files()
+            rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop), rf)
+            wt, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+            assert type(rt) is unix_events._UnixReadPipeTransport
+            assert type(wt) is unix_events._UnixWritePipeTransport
+            wt.write(b"through asyncio's pipes")
+            wt.close()
+            await rp.done
+            assert bytes(rp.data) == b"through asyncio's pipes"
+        run(loop, main())
+    finally:
+        loop.close()
