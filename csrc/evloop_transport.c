@@ -1,4 +1,5 @@
-/* evloop_transport.c — evloop.aio's own stream transport (TCP and Unix sockets), in C.
+/* evloop_transport.c — evloop.aio's own stream transport (TCP and Unix sockets), in C, and
+ * the datagram and pipe transports made of the same machinery.
  *
  * Why it exists: a server or client on an asyncio loop spends its time in the transport:
  * readable -> recv -> protocol.data_received(bytes), and transport.write() -> send. asyncio's
@@ -18,11 +19,16 @@
  * is queued and run in the loop's batch like any asyncio reader, a stopped loop pauses it,
  * and the loop's selector view, close() and rebinding see it.
  *
+ * The pipe transports (connect_read_pipe/connect_write_pipe, and so a subprocess's pipes)
+ * are the same struct and functions with read()/write()/writev() (StreamTr.pipe), as two
+ * more types: one with asyncio.ReadTransport's methods, one with asyncio.WriteTransport's.
+ *
  * What it must not do: own policy that asyncio's users can observe beyond what asyncio's
  * transport does (the error messages, the order of protocol calls and the exception-handler
- * contexts are asyncio's, see Lib/asyncio/selector_events.py); call the protocol outside the
- * loop's batch; keep a pointer into a caller's mutable buffer past the call (what is queued
- * is a bytes object: the caller's own when it is bytes, else a copy). Connection setup and
+ * contexts are asyncio's, see Lib/asyncio/selector_events.py and, for pipes, unix_events.py);
+ * call the protocol outside the loop's batch; keep a pointer into a caller's mutable buffer
+ * past the call (what is queued is a bytes object: the caller's own when it is bytes, else a
+ * copy). Connection setup and
  * teardown that touch asyncio's Server and logging (connection_made scheduling, the
  * connection_lost call, reprs, ResourceWarning) are Python: evloop/aio.py, StreamTransport.
  * Included by evloop_unity.c after evloop_aio.c (one translation unit); what it uses of
@@ -40,6 +46,15 @@
 #define TR_MAX_SIZE (256 * 1024)   /* asyncio's max_size: one recv reads at most this */
 #define TR_IOV_MAX 64              /* iovecs per sendmsg */
 #define TR_CONNLOST_WARN 5         /* asyncio's constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES */
+
+/* StreamTr.pipe: what the fd is. A pipe transport (asyncio's _UnixReadPipeTransport and
+ * _UnixWritePipeTransport) is the same machinery with read()/write()/writev() instead of
+ * recv()/send()/sendmsg() (which a pipe refuses: ENOTSOCK); what differs at EOF, at the
+ * peer's close and in its messages is Python (evloop/aio.py: ReadPipeTransport,
+ * WritePipeTransport). */
+#define TR_SOCKET 0
+#define TR_READ_PIPE 1
+#define TR_WRITE_PIPE 2
 
 typedef struct {
     PyObject *obj;              /* a bytes object (strong) */
@@ -70,12 +85,18 @@ typedef struct {
     unsigned char connected;    /* a peer address: send() instead of sendto() */
     int fd;
     int conn_lost;              /* asyncio's _conn_lost: connection_lost is scheduled */
+    int late_writes;            /* pipes: writes after close() (asyncio counts them in its
+                                   _conn_lost, which its pipe's writer does not check) */
     unsigned char closing, eof, paused, protocol_paused, protocol_connected, buffered;
+    unsigned char pipe;         /* TR_SOCKET, or a pipe transport: read()/write() on a pipe */
     Py_ssize_t high, low;       /* write buffer limits */
     TrChunk *q;                 /* the write queue: q[qhead .. qhead+qlen) */
     Py_ssize_t qcap, qhead, qlen;
     Py_ssize_t qbytes;          /* bytes queued */
     PyObject *weakreflist;
+    PyObject *dict;             /* pipe transports: the instance __dict__ (asyncio's pipe
+                                   transports have one, and code and tests set attributes
+                                   on them: CPython's test_subprocess mocks pause_reading) */
 } StreamTr;
 
 static PyObject *tr_buffered_protocol = NULL;  /* asyncio.BufferedProtocol */
@@ -338,10 +359,17 @@ tr_queue_consume(StreamTr *self, Py_ssize_t n)
 }
 
 static ssize_t
-tr_sendmsg(int fd, struct iovec *iov, int n)
+tr_sendmsg(StreamTr *self, struct iovec *iov, int n)
 {
     struct msghdr msg;
     ssize_t r;
+    int fd = self->fd;
+    if (self->pipe) {
+        do {
+            r = writev(fd, iov, n);
+        } while (r < 0 && errno == EINTR);
+        return r;
+    }
     memset(&msg, 0, sizeof(msg));
     msg.msg_iov = iov;
     msg.msg_iovlen = (size_t)n;
@@ -435,7 +463,7 @@ tr_force_close(StreamTr *self, PyObject *exc)
         tr_queue_clear(self);
         tr_remove_io(self, AIO_WRITE);
     }
-    if (!self->closing) {
+    if (!self->closing || self->pipe == TR_WRITE_PIPE) {
         self->closing = 1;
         tr_remove_io(self, AIO_READ);
     }
@@ -472,7 +500,9 @@ tr_close(StreamTr *self)
     if (self->closing)
         return 0;
     self->closing = 1;
-    tr_remove_io(self, AIO_READ);
+    /* a write pipe keeps watching for its reader's close while it flushes */
+    if (self->pipe != TR_WRITE_PIPE || self->qlen == 0)
+        tr_remove_io(self, AIO_READ);
     if (self->qlen > 0)
         return 0;   /* flushed first: the writer calls connection_lost when done */
     self->conn_lost++;
@@ -519,14 +549,32 @@ tr_on_eof(StreamTr *self)
 }
 
 static ssize_t
-tr_recv(int fd, char *buf, Py_ssize_t len)
+tr_recv(StreamTr *self, char *buf, Py_ssize_t len)
 {
     ssize_t n;
     do {
-        n = recv(fd, buf, (size_t)len, 0);
+        n = self->pipe ? read(self->fd, buf, (size_t)len) : recv(self->fd, buf, (size_t)len, 0);
     } while (n < 0 && errno == EINTR);
     return n;
 }
+
+/* what asyncio's pipe transports do at EOF and at the reader's close: Python
+ * (_pipe_eof: eof_received then connection_lost, whatever eof_received returns;
+ * _pipe_peer_closed: connection_lost, BrokenPipeError if data was still queued) */
+static int
+tr_pipe_call(StreamTr *self, const char *method)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)self, method, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+#define TR_READ_ERROR(self) ((self)->pipe ? "Fatal read error on pipe transport" \
+                                          : "Fatal read error on socket transport")
+#define TR_WRITE_ERROR(self) ((self)->pipe ? "Fatal write error on pipe transport" \
+                                           : "Fatal write error on socket transport")
 
 static int
 tr_read_buffered(StreamTr *self)
@@ -551,7 +599,7 @@ tr_read_buffered(StreamTr *self)
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
         return tr_fatal(self, "Fatal error: protocol.get_buffer() call failed.");
     }
-    n = tr_recv(self->fd, view.buf, view.len);
+    n = tr_recv(self, view.buf, view.len);
     err = errno;
     PyBuffer_Release(&view);
     Py_DECREF(buf);
@@ -560,10 +608,10 @@ tr_read_buffered(StreamTr *self)
             return 0;
         errno = err;
         PyErr_SetFromErrno(PyExc_OSError);
-        return tr_fatal(self, "Fatal read error on socket transport");
+        return tr_fatal(self, TR_READ_ERROR(self));
     }
     if (n == 0)
-        return tr_on_eof(self);
+        return self->pipe ? tr_pipe_call(self, "_pipe_eof") : tr_on_eof(self);
     args[1] = PyLong_FromSsize_t(n);
     if (args[1] == NULL)
         return -1;
@@ -588,7 +636,12 @@ tr_read_ready(StreamTr *self, PyObject *unused)
     Py_INCREF(self);
     proto = self->protocol;
     Py_INCREF(proto);
-    if (self->buffered) {
+    if (self->pipe == TR_WRITE_PIPE) {
+        /* a write pipe is readable when its reader closed its end */
+        rc = tr_pipe_call(self, "_pipe_peer_closed");
+        goto done;
+    }
+    if (self->buffered && !self->pipe) {   /* asyncio's pipes call data_received only */
         rc = tr_read_buffered(self);
         goto done;
     }
@@ -600,18 +653,18 @@ tr_read_ready(StreamTr *self, PyObject *unused)
             goto done;
         }
     }
-    n = tr_recv(self->fd, tr_scratch, TR_MAX_SIZE);
+    n = tr_recv(self, tr_scratch, TR_MAX_SIZE);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             rc = 0;
             goto done;
         }
         PyErr_SetFromErrno(PyExc_OSError);
-        rc = tr_fatal(self, "Fatal read error on socket transport");
+        rc = tr_fatal(self, TR_READ_ERROR(self));
         goto done;
     }
     if (n == 0) {
-        rc = tr_on_eof(self);
+        rc = self->pipe ? tr_pipe_call(self, "_pipe_eof") : tr_on_eof(self);
         goto done;
     }
     data = PyBytes_FromStringAndSize(tr_scratch, n);
@@ -625,7 +678,10 @@ tr_read_ready(StreamTr *self, PyObject *unused)
                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     Py_DECREF(data);
     if (res == NULL) {
-        rc = tr_fatal(self, "Fatal error: protocol.data_received() call failed.");
+        /* asyncio's pipe lets the protocol's exception out of the reader's callback (the
+         * loop reports it; the pipe stays open); its socket transport closes */
+        rc = self->pipe ? -1
+             : tr_fatal(self, "Fatal error: protocol.data_received() call failed.");
         goto done;
     }
     Py_DECREF(res);
@@ -721,14 +777,19 @@ tr_empty_waiter_done(StreamTr *self, PyObject *exc)
 static PyObject *
 tr_write_lost(StreamTr *self)
 {
-    if (self->conn_lost >= TR_CONNLOST_WARN && tr_logger != NULL) {
-        PyObject *r = PyObject_CallMethod(tr_logger, "warning", "s",
-                                          "socket.send() raised exception.");
+    if (self->conn_lost + self->late_writes >= TR_CONNLOST_WARN && tr_logger != NULL) {
+        PyObject *r = PyObject_CallMethod(tr_logger, "warning", "s", self->pipe
+                                          ? "pipe closed by peer or os.write(pipe, data) "
+                                            "raised exception."
+                                          : "socket.send() raised exception.");
         if (r == NULL)
             return NULL;
         Py_DECREF(r);
     }
-    self->conn_lost++;
+    if (self->conn_lost)
+        self->conn_lost++;
+    else
+        self->late_writes++;    /* a pipe still flushing its queue after close() */
     Py_RETURN_NONE;
 }
 
@@ -755,20 +816,21 @@ tr_py_write(StreamTr *self, PyObject *data)
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
-    if (self->conn_lost) {
+    if (self->conn_lost || (self->pipe && self->closing)) {
         PyBuffer_Release(&view);
         return tr_write_lost(self);
     }
     if (self->qlen == 0) {
         /* nothing queued: try to send now */
         do {
-            n = send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+            n = self->pipe ? write(self->fd, view.buf, (size_t)view.len)
+                           : send(self->fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 PyBuffer_Release(&view);
                 PyErr_SetFromErrno(PyExc_OSError);
-                if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+                if (tr_fatal(self, TR_WRITE_ERROR(self)) < 0)
                     return NULL;
                 Py_RETURN_NONE;
             }
@@ -808,7 +870,7 @@ tr_write_ready(StreamTr *self, PyObject *unused)
         iov[niov].iov_len = (size_t)(PyBytes_GET_SIZE(c->obj) - c->off);
         niov++;
     }
-    n = tr_sendmsg(self->fd, iov, niov);
+    n = tr_sendmsg(self, iov, niov);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             Py_RETURN_NONE;
@@ -820,7 +882,7 @@ tr_write_ready(StreamTr *self, PyObject *unused)
         tr_queue_clear(self);
         Py_INCREF(self);
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        rc = tr_fatal(self, "Fatal write error on socket transport");
+        rc = tr_fatal(self, TR_WRITE_ERROR(self));
         if (rc == 0)
             rc = tr_empty_waiter_done(self, exc);
         Py_DECREF(exc);
@@ -842,15 +904,17 @@ tr_write_ready(StreamTr *self, PyObject *unused)
             return NULL;
         }
         if (self->closing) {
-            PyObject *r = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O",
-                                              Py_None);
+            PyObject *r;
+            if (self->pipe == TR_WRITE_PIPE)
+                tr_remove_io(self, AIO_READ);
+            r = PyObject_CallMethod((PyObject *)self, "_call_connection_lost", "O", Py_None);
             Py_DECREF(self);
             if (r == NULL)
                 return NULL;
             Py_DECREF(r);
             Py_RETURN_NONE;
         }
-        if (self->eof && shutdown(self->fd, SHUT_WR) < 0) {
+        if (self->eof && !self->pipe && shutdown(self->fd, SHUT_WR) < 0) {
             /* the peer may be gone already: the next read reports it */
         }
     }
@@ -883,7 +947,7 @@ tr_py_writelines(StreamTr *self, PyObject *list)
         Py_DECREF(seq);
         Py_RETURN_NONE;
     }
-    if (self->conn_lost) {
+    if (self->conn_lost || (self->pipe && self->closing)) {
         Py_DECREF(seq);
         return tr_write_lost(self);
     }
@@ -900,14 +964,14 @@ tr_py_writelines(StreamTr *self, PyObject *list)
         }
         if (total == 0)
             goto release;
-        n = tr_sendmsg(self->fd, iov, (int)count);
+        n = tr_sendmsg(self, iov, (int)count);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 PyErr_SetFromErrno(PyExc_OSError);
                 for (i = 0; i < nviews; i++)
                     PyBuffer_Release(&views[i]);
                 Py_DECREF(seq);
-                if (tr_fatal(self, "Fatal write error on socket transport") < 0)
+                if (tr_fatal(self, TR_WRITE_ERROR(self)) < 0)
                     return NULL;
                 Py_RETURN_NONE;
             }
@@ -974,6 +1038,12 @@ tr_py_write_eof(StreamTr *self, PyObject *unused)
 {
     if (self->closing || self->eof || self->fdobj == NULL)
         Py_RETURN_NONE;
+    if (self->pipe) {
+        /* a pipe has no half close: its write end is closed once the queue is flushed */
+        if (tr_close(self) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
     self->eof = 1;
     if (self->qlen == 0 && shutdown(self->fd, SHUT_WR) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -1163,6 +1233,7 @@ tr_traverse(StreamTr *self, visitproc visit, void *arg)
     Py_VISIT(self->address);
     Py_VISIT(self->raddr_obj);
     Py_VISIT(self->saddr_obj);
+    Py_VISIT(self->dict);
     for (Py_ssize_t i = 0; i < self->qlen; i++)
         Py_VISIT(self->q[self->qhead + i].addr);
     return 0;
@@ -1181,6 +1252,7 @@ tr_clear(StreamTr *self)
     Py_CLEAR(self->address);
     Py_CLEAR(self->raddr_obj);
     Py_CLEAR(self->saddr_obj);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -1216,7 +1288,7 @@ TR_FLAG_GETTER(tr_get_protocol_connected, self->protocol_connected)
 static PyObject *
 tr_get_conn_lost(StreamTr *self, void *c)
 {
-    return PyLong_FromLong(self->conn_lost);
+    return PyLong_FromLong(self->conn_lost + self->late_writes);
 }
 
 static PyObject *
@@ -1360,6 +1432,155 @@ static PyType_Spec tr_spec = {
     .basicsize = sizeof(StreamTr),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = tr_slots,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* pipe transports (loop.connect_read_pipe / connect_write_pipe, subprocess pipes): the same  */
+/* struct and functions, read()/write() instead of recv()/send() (StreamTr.pipe), and each    */
+/* type with the methods of asyncio's ReadTransport or WriteTransport only.                   */
+
+/* _pipe_setup(kind): after _setup; 1 a read pipe, 2 a write pipe */
+static PyObject *
+tr_py_pipe_setup(StreamTr *self, PyObject *arg)
+{
+    long kind = PyLong_AsLong(arg);
+    if (kind == -1 && PyErr_Occurred())
+        return NULL;
+    if (kind != TR_READ_PIPE && kind != TR_WRITE_PIPE) {
+        PyErr_Format(PyExc_ValueError, "_pipe_setup(): kind %ld is not 1 or 2", kind);
+        return NULL;
+    }
+    self->pipe = (unsigned char)kind;
+    Py_RETURN_NONE;
+}
+
+/* transport._pipe = None: the transport forgets its pipe (it will not close it); asyncio's
+ * pipe transports allow it, and CPython's test_events does it to an unclosed transport */
+static int
+tr_set_pipe(StreamTr *self, PyObject *v, void *c)
+{
+    if (v == NULL || (v != Py_None && v != self->sock)) {
+        PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None");
+        return -1;
+    }
+    if (v == Py_None)
+        Py_CLEAR(self->sock);
+    return 0;
+}
+
+static PyGetSetDef pipe_getset[] = {
+    {"_closing", (getter)tr_get_closing, NULL, NULL, NULL},
+    {"_paused", (getter)tr_get_paused, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)tr_get_protocol_paused, NULL, NULL, NULL},
+    {"_conn_lost", (getter)tr_get_conn_lost, NULL, NULL, NULL},
+    {"_loop", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, loop)},
+    {"_pipe", (getter)tr_get_obj, (setter)tr_set_pipe, NULL,
+     (void *)offsetof(StreamTr, sock)},
+    {"_protocol", (getter)tr_get_obj, NULL, NULL, (void *)offsetof(StreamTr, protocol)},
+    {"_fileno", (getter)tr_get_sock_fd, NULL, NULL, NULL},
+    {"_high_water", (getter)tr_get_high, NULL, NULL, NULL},
+    {"_low_water", (getter)tr_get_low, NULL, NULL, NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL}
+};
+
+static PyMethodDef rp_methods[] = {
+    {"_setup", (PyCFunction)tr_py_setup, METH_VARARGS, NULL},
+    {"_pipe_setup", (PyCFunction)tr_py_pipe_setup, METH_O, NULL},
+    {"_detach", (PyCFunction)tr_py_detach, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)tr_read_ready, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)tr_py_start_reading, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)tr_py_force_close, METH_O, NULL},
+    {"pause_reading", (PyCFunction)tr_py_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)tr_py_resume_reading, METH_NOARGS, NULL},
+    {"is_reading", (PyCFunction)tr_py_is_reading, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)tr_py_is_closing, METH_NOARGS, NULL},
+    {"close", (PyCFunction)tr_py_close, METH_NOARGS,
+     "close(): stop reading; connection_lost(None), then the pipe is closed"},
+    {"set_protocol", (PyCFunction)tr_py_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)tr_py_get_protocol, METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))tr_py_get_extra_info,
+     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"},
+    {NULL}
+};
+
+static PyMethodDef wp_methods[] = {
+    {"_setup", (PyCFunction)tr_py_setup, METH_VARARGS, NULL},
+    {"_pipe_setup", (PyCFunction)tr_py_pipe_setup, METH_O, NULL},
+    {"_detach", (PyCFunction)tr_py_detach, METH_NOARGS, NULL},
+    {"_read_ready", (PyCFunction)tr_read_ready, METH_NOARGS, NULL},
+    {"_write_ready", (PyCFunction)tr_write_ready, METH_NOARGS, NULL},
+    {"_start_reading", (PyCFunction)tr_py_start_reading, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)tr_py_force_close, METH_O, NULL},
+    {"write", (PyCFunction)tr_py_write, METH_O,
+     "write(data): write data (bytes-like), queueing what the pipe does not take now"},
+    {"writelines", (PyCFunction)tr_py_writelines, METH_O,
+     "writelines(list_of_data): write each item, with one writev"},
+    {"write_eof", (PyCFunction)tr_py_write_eof, METH_NOARGS,
+     "write_eof(): close the pipe once the queue is flushed"},
+    {"can_write_eof", (PyCFunction)tr_py_can_write_eof, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)tr_py_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)tr_py_get_write_buffer_limits, METH_NOARGS,
+     "(low, high)"},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))tr_py_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits(high=None, low=None)"},
+    {"is_closing", (PyCFunction)tr_py_is_closing, METH_NOARGS, NULL},
+    {"close", (PyCFunction)tr_py_close, METH_NOARGS,
+     "close(): connection_lost(None) once the write queue is flushed, then the pipe is closed"},
+    {"abort", (PyCFunction)tr_py_abort, METH_NOARGS,
+     "abort(): close now, dropping the write queue; connection_lost(None)"},
+    {"set_protocol", (PyCFunction)tr_py_set_protocol, METH_O, NULL},
+    {"get_protocol", (PyCFunction)tr_py_get_protocol, METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))tr_py_get_extra_info,
+     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"},
+    {NULL}
+};
+
+static PyMemberDef pipe_members[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(StreamTr, weakreflist), Py_READONLY},
+    {"__dictoffset__", Py_T_PYSSIZET, offsetof(StreamTr, dict), Py_READONLY},
+#else
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(StreamTr, weakreflist), READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(StreamTr, dict), READONLY},
+#endif
+    {NULL}
+};
+
+static PyType_Slot rp_slots[] = {
+    {Py_tp_dealloc, (void *)tr_dealloc},
+    {Py_tp_traverse, (void *)tr_traverse},
+    {Py_tp_clear, (void *)tr_clear},
+    {Py_tp_methods, (void *)rp_methods},
+    {Py_tp_getset, (void *)pipe_getset},
+    {Py_tp_members, (void *)pipe_members},
+    {Py_tp_doc, (void *)"evloop.aio's read pipe transport"},
+    {0, NULL}
+};
+
+static PyType_Slot wp_slots[] = {
+    {Py_tp_dealloc, (void *)tr_dealloc},
+    {Py_tp_traverse, (void *)tr_traverse},
+    {Py_tp_clear, (void *)tr_clear},
+    {Py_tp_methods, (void *)wp_methods},
+    {Py_tp_getset, (void *)pipe_getset},
+    {Py_tp_members, (void *)pipe_members},
+    {Py_tp_doc, (void *)"evloop.aio's write pipe transport"},
+    {0, NULL}
+};
+
+static PyType_Spec rp_spec = {
+    .name = "evloop.aio.ReadPipeTransport",
+    .basicsize = sizeof(StreamTr),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = rp_slots,
+};
+
+static PyType_Spec wp_spec = {
+    .name = "evloop.aio.WritePipeTransport",
+    .basicsize = sizeof(StreamTr),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = wp_slots,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1987,8 +2208,36 @@ mod_aio_transport_types(PyObject *m, PyObject *args)
     return res;
 }
 
+/* _aio_pipe_types(read_bases, write_bases) -> (read pipe type, write pipe type): called once
+ * by evloop.aio, after _aio_transport_types (which sets what the transports share). */
+static PyObject *
+mod_aio_pipe_types(PyObject *m, PyObject *args)
+{
+    PyObject *rbase, *wbase, *rp, *wp, *res;
+    if (!PyArg_ParseTuple(args, "O!O!:_aio_pipe_types", &PyTuple_Type, &rbase, &PyTuple_Type,
+                          &wbase))
+        return NULL;
+    if (tr_kw_context == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_aio_pipe_types() before _aio_transport_types()");
+        return NULL;
+    }
+    rp = tr_make_type(&rp_spec, rbase);
+    if (rp == NULL)
+        return NULL;
+    wp = tr_make_type(&wp_spec, wbase);
+    if (wp == NULL) {
+        Py_DECREF(rp);
+        return NULL;
+    }
+    res = PyTuple_Pack(2, rp, wp);
+    Py_DECREF(rp);
+    Py_DECREF(wp);
+    return res;
+}
+
 static PyMethodDef evloop_transport_functions[] = {
     {"_aio_transport_types", mod_aio_transport_types, METH_VARARGS, NULL},
+    {"_aio_pipe_types", mod_aio_pipe_types, METH_VARARGS, NULL},
     {NULL}
 };
 

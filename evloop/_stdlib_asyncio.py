@@ -49,6 +49,10 @@ LOOP_HOOKS = (
     "_add_callback", "_add_callback_signalsafe",    # the signal self-pipe's handles
     "_make_socket_transport", "_make_datagram_transport",
     "_sendfile_fallback",       # loop.sendfile()'s copy loop (Loop: its own for its transports)
+    # the Unix loop's (unix_events._UnixSelectorEventLoop, asyncio.SelectorEventLoop on
+    # Unix): connect_read_pipe, connect_write_pipe and the subprocess transport's pipes
+    # (base_subprocess connects them with loop.connect_*_pipe) make their transports here
+    "_make_read_pipe_transport", "_make_write_pipe_transport",
 )
 #: Instance attributes of asyncio's loops that the C core keeps instead (``_ready`` and
 #: ``_scheduled`` as read-only snapshots); BaseEventLoop.__init__ and close() assign them.
@@ -86,6 +90,9 @@ else:
     SOCKET_TRANSPORT_INIT_SIGNATURE = \
         "(self, loop, sock, protocol, waiter=None, extra=None, server=None)"
     ADD_READER_SIGNATURE = "(self, fd, callback, *args)"
+# unchanged 3.10-3.15: unix_events._UnixSelectorEventLoop's two pipe hooks (each returns
+# its transport class called with (self, pipe, protocol, waiter, extra), nothing else)
+MAKE_PIPE_TRANSPORT_SIGNATURE = "(self, pipe, protocol, waiter=None, extra=None)"
 # unchanged 3.10-3.15
 MAKE_DATAGRAM_TRANSPORT_SIGNATURE = \
     "(self, sock, protocol, address=None, waiter=None, extra=None)"

@@ -5,10 +5,11 @@ run on evloop without a second event loop in the thread. ``Loop`` is an asyncio 
 whose ready queue, handles, timers, readers/writers and ``call_soon_threadsafe`` are C
 (``csrc/evloop_aio.c``) and whose polling is the libev loop of the thread's evloop hub —
 the very loop greenlets wait on, so greenlets and coroutines interleave. Its socket
-transports are its own (``StreamTransport``, ``DatagramTransport``: real subclasses of
-asyncio's public transport classes whose I/O is C, ``csrc/evloop_transport.c``);
-everything else above the event-loop core (``sock_*``, ``create_connection``, servers,
-pipes, subprocesses, signal handlers, SSL) is asyncio's own selector-loop code, inherited
+and pipe transports are its own (``StreamTransport``, ``DatagramTransport``,
+``ReadPipeTransport``, ``WritePipeTransport``: real subclasses of asyncio's public
+transport classes whose I/O is C, ``csrc/evloop_transport.c``); everything else above the
+event-loop core (``sock_*``, ``create_connection``, servers, ``connect_*_pipe``,
+subprocesses, signal handlers, SSL) is asyncio's own selector-loop code, inherited
 unchanged, which makes evloop's transports through the loop's transport hooks.
 
 What it must not do: change what asyncio's transports do as seen by a protocol (the order
@@ -28,9 +29,12 @@ checked on. Design and limits: docs/asyncio.md.
 import asyncio
 import collections
 import contextvars
+import errno
 import logging
+import os
 import selectors
 import socket
+import stat
 import sys
 import warnings
 import weakref
@@ -250,6 +254,11 @@ StreamTransport, DatagramTransport = core._aio_transport_types(
     (asyncio.Transport,), (asyncio.DatagramTransport, asyncio.Transport),
     asyncio.BufferedProtocol, logger,
     _stdlib.DGRAM_SENDS_EMPTY, _stdlib.DGRAM_HEADER_SIZE)
+# The pipe transports: the stream transport's C with read()/write() (asyncio's own pipe
+# transports are a ReadTransport and a Transport-derived WriteTransport; these are exactly
+# asyncio.ReadTransport and asyncio.WriteTransport)
+ReadPipeTransport, WritePipeTransport = core._aio_pipe_types(
+    (asyncio.ReadTransport,), (asyncio.WriteTransport,))
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -428,8 +437,157 @@ class _DatagramTransportPy:
                 sock.close()
 
 
+def _pipe_repr(self: Any) -> str:
+    info = [type(self).__name__]
+    if self._pipe is None:
+        info.append("closed")
+    elif self._closing:
+        info.append("closing")
+    info.append(f"fd={self._fileno}")
+    loop = self._loop
+    # asyncio's: polling/idle while the loop is open, "open" once it is closed
+    if self._pipe is not None and loop is not None and not loop.is_closed():
+        key = loop._fd_key(self._fileno)
+        events = key[0] if key is not None else 0
+        if isinstance(self, ReadPipeTransport):
+            info.append("polling" if events & selectors.EVENT_READ else "idle")
+        else:
+            info.append("polling" if events & selectors.EVENT_WRITE else "idle")
+            info.append(f"bufsize={self.get_write_buffer_size()}")
+    elif self._pipe is not None:
+        info.append("open")
+    else:
+        info.append("closed")
+    return "<{}>".format(" ".join(info))
+
+
+def _pipe_call_connection_lost(self: Any, exc: Optional[BaseException]) -> None:
+    # asyncio's: connection_lost, then the pipe is closed and the loop and protocol dropped
+    try:
+        if self._protocol is not None:
+            self._protocol.connection_lost(exc)
+    finally:
+        pipe = self._detach()
+        if pipe is not None:
+            pipe.close()
+
+
+class _ReadPipeTransportPy:
+    """evloop.aio's transport for the read end of a pipe (``loop.connect_read_pipe``, a
+    subprocess's stdout/stderr): an ``asyncio.ReadTransport`` whose reading is the stream
+    transport's C with ``read()``; EOF calls ``eof_received`` and then ``connection_lost``,
+    as asyncio's _UnixReadPipeTransport does."""
+
+    max_size = 256 * 1024
+
+    def __init__(self, loop: "Loop", pipe: Any, protocol: asyncio.BaseProtocol,
+                 waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
+                 extra: Optional[Dict[str, Any]] = None) -> None:
+        extra = {} if extra is None else extra
+        extra["pipe"] = pipe
+        fileno = pipe.fileno()
+        mode = os.fstat(fileno).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ValueError("Pipe transport is for pipes/sockets only.")
+        os.set_blocking(fileno, False)
+        self._setup(loop, pipe, fileno, protocol, extra, None)
+        self._pipe_setup(1)
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._start_reading)   # once connection_made() has run
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    __repr__ = _pipe_repr
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        pipe = self._pipe
+        if pipe is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            pipe.close()
+
+    def _pipe_eof(self) -> None:
+        loop = self._loop
+        if loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        loop.call_soon(self._protocol.eof_received)
+        self._force_close(None)      # stops reading; connection_lost(None) after eof_received
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on pipe transport"
+                     ) -> None:
+        loop = self._loop
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            if loop is not None and loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        elif loop is not None:
+            loop.call_exception_handler({"message": message, "exception": exc,
+                                         "transport": self, "protocol": self._protocol})
+        self._force_close(exc)
+
+    _call_connection_lost = _pipe_call_connection_lost
+
+
+class _WritePipeTransportPy:
+    """evloop.aio's transport for the write end of a pipe (``loop.connect_write_pipe``, a
+    subprocess's stdin): an ``asyncio.WriteTransport`` whose writing, write buffer and flow
+    control are the stream transport's C with ``write()``/``writev()``. As asyncio's
+    _UnixWritePipeTransport: it watches the pipe for its reader's close (then
+    ``connection_lost``, with BrokenPipeError if data was still queued), and ``write_eof``
+    closes the pipe once the queue is flushed."""
+
+    def __init__(self, loop: "Loop", pipe: Any, protocol: asyncio.BaseProtocol,
+                 waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
+                 extra: Optional[Dict[str, Any]] = None) -> None:
+        extra = {} if extra is None else extra
+        extra["pipe"] = pipe
+        fileno = pipe.fileno()
+        st = os.fstat(fileno)
+        is_fifo, is_socket = stat.S_ISFIFO(st.st_mode), stat.S_ISSOCK(st.st_mode)
+        if not (stat.S_ISCHR(st.st_mode) or is_fifo or is_socket):
+            raise ValueError("Pipe transport is only for pipes, sockets and character devices")
+        os.set_blocking(fileno, False)
+        self._setup(loop, pipe, fileno, protocol, extra, None)
+        self._pipe_setup(2)
+        loop.call_soon(protocol.connection_made, self)
+        # The reader's close makes the write end readable (a pipe or a socket), as asyncio
+        # relies on: not on AIX (sockets only there), nor for a named FIFO on macOS and
+        # Solaris, which polls readable while unread data sits in it (asyncio 3.15's
+        # gh-145030; an os.pipe() has st_nlink 0).
+        named_fifo_no_close_event = (
+            sys.platform in ("darwin", "ios", "tvos", "watchos", "sunos5")
+            and is_fifo and st.st_nlink > 0)
+        if is_socket or (is_fifo and not sys.platform.startswith("aix")
+                         and not named_fifo_no_close_event):
+            loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    __repr__ = _pipe_repr
+    __del__ = _ReadPipeTransportPy.__del__
+
+    def _pipe_peer_closed(self) -> None:
+        loop = self._loop
+        if loop.get_debug():
+            logger.info("%r was closed by peer", self)
+        self._force_close(BrokenPipeError() if self.get_write_buffer_size() else None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on pipe transport"
+                     ) -> None:
+        loop = self._loop
+        if isinstance(exc, OSError):
+            if loop is not None and loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        elif loop is not None:
+            loop.call_exception_handler({"message": message, "exception": exc,
+                                         "transport": self, "protocol": self._protocol})
+        self._force_close(exc)
+
+    _call_connection_lost = _pipe_call_connection_lost
+
+
 _add_methods(StreamTransport, _StreamTransportPy)
 _add_methods(DatagramTransport, _DatagramTransportPy)
+_add_methods(ReadPipeTransport, _ReadPipeTransportPy)
+_add_methods(WritePipeTransport, _WritePipeTransportPy)
 
 
 class _SendfileFallback(asyncio.Protocol):
@@ -612,6 +770,20 @@ class Loop(core._AioLoop, asyncio.SelectorEventLoop):  # type: ignore[misc, vali
         # set before the reader can fire: the constructor only schedules add_reader
         transport._evloop_view = self._dgram_buffer()
         return transport
+
+    # asyncio's Unix loop's hooks for connect_read_pipe/connect_write_pipe and the
+    # subprocess transport's pipes (evloop/_stdlib_asyncio.py, PIPE_TRANSPORT_HOOKS)
+    def _make_read_pipe_transport(self, pipe: Any, protocol: Any, waiter: Any = None,
+                                  extra: Any = None) -> Any:
+        if self._own_transports:
+            return ReadPipeTransport(self, pipe, protocol, waiter, extra)
+        return super()._make_read_pipe_transport(pipe, protocol, waiter, extra)
+
+    def _make_write_pipe_transport(self, pipe: Any, protocol: Any, waiter: Any = None,
+                                   extra: Any = None) -> Any:
+        if self._own_transports:
+            return WritePipeTransport(self, pipe, protocol, waiter, extra)
+        return super()._make_write_pipe_transport(pipe, protocol, waiter, extra)
 
     def _dgram_buffer(self) -> memoryview:
         """The buffer this loop's datagram transports receive into (made on first use)."""

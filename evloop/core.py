@@ -31,7 +31,8 @@ from evloop._cext import (  # noqa: E402  (the bootstrap above creates this modu
     _sock_install, _new_waiter,
     _greenlet_enter, _greenlet_leave, _greenlets_running,
     AioLoop as _AioLoop, AioHandle as _AioHandle, AioTimerHandle as _AioTimerHandle,
-    _aio_configure, _aio_transport_types, _recv, _park_hub_threads, _set_sigchld_hook,
+    _aio_configure, _aio_transport_types, _aio_pipe_types, _recv, _park_hub_threads,
+    _set_sigchld_hook,
 )
 
 # A loop inherited through fork shares its epoll and wake-up fds with the parent: mark

@@ -120,6 +120,68 @@ def test_aiohttp_server_and_client_over_loopback():
     assert evloop.aio.run(main()) == "ok"
 
 
+def test_aiohttp_large_upload_and_download():
+    # bodies many times the transport's 256 KiB read size and the write buffer's limits:
+    # flow control (pause/resume_writing and reading) on both sides, both on evloop.aio
+    aiohttp = pytest.importorskip("aiohttp")
+    from aiohttp import web
+    import hashlib
+
+    big = os.urandom(8 * 1024 * 1024 + 3)
+
+    async def upload(request):
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        return web.json_response({"size": size, "sha256": digest.hexdigest()})
+
+    async def download(request):
+        return web.Response(body=big)
+
+    async def download_streamed(request):
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for i in range(0, len(big), 300_000):
+            await resp.write(big[i:i + 300_000])    # each write waits for drain
+        await resp.write_eof()
+        return resp
+
+    async def main():
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.add_routes([web.post("/up", upload), web.get("/down", download),
+                        web.get("/down2", download_streamed)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"{base}/up", data=big) as r:
+                    assert (await r.json()) == {"size": len(big),
+                                                "sha256": hashlib.sha256(big).hexdigest()}
+
+                async def gen():
+                    for i in range(0, len(big), 100_000):
+                        yield big[i:i + 100_000]
+                async with session.post(f"{base}/up", data=gen()) as r:   # chunked
+                    assert (await r.json())["size"] == len(big)
+                for path in ("/down", "/down2"):
+                    async with session.get(base + path) as r:
+                        got = bytearray()
+                        async for chunk in r.content.iter_chunked(65536):
+                            got += chunk
+                            if len(got) < 1024 * 1024:
+                                await asyncio.sleep(0)   # a slow reader at first
+                        assert got == big
+        finally:
+            await runner.cleanup()
+        return "ok"
+
+    assert evloop.aio.run(main()) == "ok"
+
+
 # ------------------------------------------------------------------------------------
 # the API surface
 

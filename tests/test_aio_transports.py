@@ -1,4 +1,5 @@
-"""evloop.aio's own stream transport (evloop.aio.StreamTransport, csrc/evloop_transport.c).
+"""evloop.aio's own transports (StreamTransport, DatagramTransport, ReadPipeTransport,
+WritePipeTransport: csrc/evloop_transport.c).
 
 Each test runs on a Loop with its own transports switched on (the loop's
 ``_own_transports``, which EVLOOP_AIO_TRANSPORTS sets for new loops), against raw sockets
@@ -9,6 +10,7 @@ exception-handler contexts.
 """
 import asyncio
 import gc
+import os
 import socket
 import sys
 import warnings
@@ -932,3 +934,350 @@ def test_unclosed_transport_warns_without_the_garbage_collector():
     assert a.fileno() == -1           # the transport closed its socket
     assert b.recv(1) == b""           # the peer sees EOF: the socket was closed
     b.close()
+
+
+# ------------------------------------------------------------------------------------
+# pipe transports (evloop.aio.ReadPipeTransport / WritePipeTransport): connect_read_pipe,
+# connect_write_pipe and subprocess pipes. Each behaviour is also run on asyncio's own
+# loop where the test compares (stdlib_loop), so that "as asyncio does" is checked, not
+# assumed.
+
+
+@pytest.fixture
+def stdlib_loop():
+    import selectors
+    loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+    yield loop
+    loop.close()
+
+
+def pipe_files():
+    r, w = os.pipe()
+    return os.fdopen(r, "rb", 0), os.fdopen(w, "wb", 0)
+
+
+def test_pipe_transports_are_asyncios_classes_with_extra_info(loop):
+    async def main():
+        rf, wf = pipe_files()
+        rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop), rf)
+        wt, wp = await loop.connect_write_pipe(lambda: Recorder(loop), wf)
+        assert type(rt) is evloop.aio.ReadPipeTransport
+        assert type(wt) is evloop.aio.WritePipeTransport
+        assert isinstance(rt, asyncio.ReadTransport) and not isinstance(rt, asyncio.WriteTransport)
+        assert isinstance(wt, asyncio.WriteTransport)
+        assert rt.get_extra_info("pipe") is rf and wt.get_extra_info("pipe") is wf
+        assert rt.get_extra_info("socket") is None and wt.get_extra_info("nope", 5) == 5
+        assert rt.get_protocol() is rp and wt.get_protocol() is wp
+        assert not os.get_blocking(rf.fileno()) and not os.get_blocking(wf.fileno())
+        assert rt.is_reading() and not rt.is_closing() and not wt.is_closing()
+        assert wt.can_write_eof() and wt.get_write_buffer_size() == 0
+        assert f"fd={rf.fileno()}" in repr(rt) and "polling" in repr(rt)
+        assert "bufsize=0" in repr(wt)
+        wt.write(b"hello")
+        wt.writelines([b" ", bytearray(b"pipe"), memoryview(b"!")])
+        wt.close()
+        assert wt.is_closing()
+        assert (await wp.done) is None
+        assert wf.closed                            # the transport closes its pipe
+        assert (await rp.done) is None
+        assert bytes(rp.data) == b"hello pipe!"
+        assert rp.calls == ["made", "data", "eof", ("lost", None)]
+        assert rf.closed and "closed" in repr(rt)
+        assert rt.get_protocol() is None     # dropped after connection_lost, as asyncio's
+    run(loop, main())
+
+
+def test_pipe_transports_refuse_what_asyncio_refuses(loop, tmp_path):
+    async def main():
+        path = tmp_path / "regular"
+        path.write_bytes(b"x")
+        with open(path, "rb") as f:
+            with pytest.raises(ValueError, match="Pipe transport is for pipes/sockets only"):
+                await loop.connect_read_pipe(asyncio.Protocol, f)
+        with open(path, "wb") as f:
+            with pytest.raises(ValueError, match="only for pipes, sockets and character"):
+                await loop.connect_write_pipe(asyncio.Protocol, f)
+        rf, wf = pipe_files()
+        wt, wp = await loop.connect_write_pipe(lambda: Recorder(loop), wf)
+        with pytest.raises(TypeError, match="bytes-like"):
+            wt.write("text")
+        with pytest.raises(TypeError):
+            wt.writelines([b"ok", 3])
+        assert not hasattr(wt, "pause_reading") and not hasattr(
+            loop.connect_read_pipe, "write")
+        wt.close()
+        await wp.done
+        rf.close()
+    run(loop, main())
+
+
+def test_read_pipe_pause_resume_and_large_data(loop):
+    async def main():
+        rf, wf = pipe_files()
+        rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop), rf)
+        wt, wp = await loop.connect_write_pipe(lambda: Recorder(loop), wf)
+        rt.pause_reading()
+        assert not rt.is_reading() and "idle" in repr(rt)
+        rt.pause_reading()                            # twice: nothing
+        data = os.urandom(3 * 1024 * 1024)
+        wt.write(data)
+        await asyncio.sleep(0.05)
+        assert rp.data == b""                         # paused: nothing read
+        assert wt.get_write_buffer_size() > 0         # the pipe (64 KiB) is full
+        assert "pause" in wp.calls                    # ... over the high-water mark
+        rt.resume_reading()
+        assert rt.is_reading()
+        wt.write_eof()                                # closes once flushed
+        assert wt.is_closing()
+        wt.write(b"after")                            # ignored, counted: asyncio's
+        await wp.done
+        assert wp.calls[-2:] == ["resume", ("lost", None)]
+        await rp.done
+        assert bytes(rp.data) == data
+        assert rp.calls[-2:] == ["eof", ("lost", None)]
+    run(loop, main())
+
+
+@pytest.mark.parametrize("which", ["evloop", "asyncio"])
+def test_write_pipe_flow_control_limits(loop, stdlib_loop, which):
+    lp = loop if which == "evloop" else stdlib_loop
+
+    async def main():
+        rf, wf = pipe_files()
+        wt, wp = await lp.connect_write_pipe(lambda: Recorder(lp), wf)
+        wt.set_write_buffer_limits(high=1000, low=100)
+        assert wt.get_write_buffer_limits() == (100, 1000)
+        with pytest.raises(ValueError):
+            wt.set_write_buffer_limits(high=10, low=100)
+        wt.write(b"x" * 200_000)                      # more than the pipe takes
+        assert wp.calls == ["made", "pause"]
+        size = wt.get_write_buffer_size()
+        assert 1000 < size < 200_000
+        os.set_blocking(rf.fileno(), False)
+        got = 0
+        while got < 200_000:         # read it all, letting the loop write between reads
+            await asyncio.sleep(0.001)
+            try:
+                got += len(os.read(rf.fileno(), 1 << 20))
+            except BlockingIOError:
+                pass
+        for _ in range(100):
+            if wt.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.001)
+        assert wp.calls == ["made", "pause", "resume"]
+        wt.abort()
+        assert (await wp.done) is None
+        rf.close()
+    lp.run_until_complete(asyncio.wait_for(main(), 20))
+
+
+@pytest.mark.parametrize("which", ["evloop", "asyncio"])
+@pytest.mark.parametrize("queued", [False, True])
+def test_reader_closing_is_connection_lost_as_asyncio(loop, stdlib_loop, which, queued):
+    # asyncio's write pipe watches for its reader's close: connection_lost(None), or
+    # connection_lost(BrokenPipeError) when data was still queued
+    lp = loop if which == "evloop" else stdlib_loop
+
+    async def main():
+        rf, wf = pipe_files()
+        wt, wp = await lp.connect_write_pipe(lambda: Recorder(lp), wf)
+        if queued:
+            wt.write(b"x" * 1024 * 1024)
+            assert wt.get_write_buffer_size() > 0
+        rf.close()
+        exc = await wp.done
+        if queued:
+            assert isinstance(exc, BrokenPipeError)
+        else:
+            assert exc is None
+        assert wt.is_closing() and wf.closed
+        for _ in range(6):
+            wt.write(b"lost")                       # counted, no exception
+        return wp.calls
+    calls = lp.run_until_complete(asyncio.wait_for(main(), 20))
+    assert calls[0] == "made" and calls[-1][0] == "lost"
+
+
+def test_write_pipe_closed_by_reader_while_closing_is_broken_pipe(loop):
+    async def main():
+        rf, wf = pipe_files()
+        wt, wp = await loop.connect_write_pipe(lambda: Recorder(loop), wf)
+        wt.write(b"x" * 1024 * 1024)
+        wt.close()                                  # waits for the queue to flush ...
+        await asyncio.sleep(0.01)
+        assert wp.done.done() is False
+        rf.close()                                  # ... which its reader never reads
+        assert isinstance(await wp.done, BrokenPipeError)
+        assert wf.closed
+    run(loop, main())
+
+
+@pytest.mark.parametrize("which", ["evloop", "asyncio"])
+def test_read_pipe_protocol_errors_as_asyncio(loop, stdlib_loop, which):
+    # asyncio's read pipe does not catch the protocol's exception: the loop reports it as
+    # an exception in the reader's callback, and the pipe stays open and reading
+    lp = loop if which == "evloop" else stdlib_loop
+    contexts = []
+    lp.set_exception_handler(lambda _, ctx: contexts.append(ctx))
+
+    class Failing(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            if data == b"bad":
+                raise RuntimeError("boom")
+
+    async def main():
+        rf, wf = pipe_files()
+        rt, rp = await lp.connect_read_pipe(lambda: Failing(lp), rf)
+        wf.write(b"bad")
+        for _ in range(200):
+            if contexts:
+                break
+            await asyncio.sleep(0.005)
+        assert not rt.is_closing()    # (asyncio's read pipe has is_reading() from 3.11)
+        wf.write(b"good")
+        wf.close()
+        assert (await rp.done) is None
+        return rp
+    rp = lp.run_until_complete(asyncio.wait_for(main(), 20))
+    assert bytes(rp.data) == b"badgood"
+    assert len(contexts) == 1, contexts
+    assert contexts[0]["message"].startswith("Exception in callback")
+    assert isinstance(contexts[0]["exception"], RuntimeError)
+
+
+def test_read_pipe_eof_received_then_connection_lost_whatever_it_returns(loop):
+    async def main():
+        rf, wf = pipe_files()
+        rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop, eof_keep_open=True), rf)
+        wf.write(b"last")
+        wf.close()
+        assert (await rp.done) is None
+        assert rp.calls == ["made", "data", "eof", ("lost", None)]
+        assert rt.is_closing() and rf.closed
+    run(loop, main())
+
+
+def test_pipe_streams_and_a_socket_as_a_pipe(loop):
+    # asyncio's streams over pipes (StreamReader on connect_read_pipe); a socketpair end
+    # given as a "pipe" (asyncio allows sockets) is read with read() and written with write()
+    async def main():
+        rf, wf = pipe_files()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), rf)
+        wt, wproto = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), wf)
+        writer = asyncio.StreamWriter(wt, wproto, None, loop)
+        for i in range(1000):
+            writer.write(b"line %d\n" % i)
+        await writer.drain()
+        writer.close()
+        lines = [line async for line in reader]
+        assert lines == [b"line %d\n" % i for i in range(1000)]
+
+        a, b = socket.socketpair()
+        with a:
+            fa = a.makefile("rwb", buffering=0)
+            rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop), fa)
+            b.sendall(b"via a socket")
+            b.close()
+            await rp.done
+            assert bytes(rp.data) == b"via a socket"
+    run(loop, main())
+
+
+def test_unclosed_pipe_transport_warns(loop):
+    async def main():
+        rf, wf = pipe_files()
+        rt, _ = await loop.connect_read_pipe(asyncio.Protocol, rf)
+        return rt, wf
+    rt, wf = run(loop, main())
+    loop.close()
+    with pytest.warns(ResourceWarning, match="unclosed transport <ReadPipeTransport"):
+        del rt
+        gc.collect()
+    assert rf_closed_after(wf)
+
+
+def rf_closed_after(wf):
+    # the warning closed the read end: writing to the pipe now fails with EPIPE
+    try:
+        wf.write(b"x")
+    except BrokenPipeError:
+        return True
+    finally:
+        wf.close()
+    return False
+
+
+def test_subprocess_pipes_are_evloops(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c",
+            "import sys; data = sys.stdin.buffer.read(); "
+            "sys.stdout.buffer.write(data[::-1]); sys.stderr.write(str(len(data)))",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        tr = proc._transport
+        assert type(tr.get_pipe_transport(0)) is evloop.aio.WritePipeTransport
+        assert type(tr.get_pipe_transport(1)) is evloop.aio.ReadPipeTransport
+        assert type(tr.get_pipe_transport(2)) is evloop.aio.ReadPipeTransport
+        data = os.urandom(2 * 1024 * 1024)
+        out, err = await proc.communicate(data)
+        assert out == data[::-1] and err == str(len(data)).encode()
+        assert proc.returncode == 0
+        # a child that exits without reading its stdin: the write gets BrokenPipe,
+        # which communicate() ignores, as on asyncio's loop
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import os; os.close(0)", stdin=asyncio.subprocess.PIPE)
+        await proc.communicate(b"y" * (4 * 1024 * 1024))
+        assert proc.returncode == 0
+    run(loop, main(), timeout=60)
+
+
+def test_pipe_transport_repr_after_the_loop_closed_and_forgetting_the_pipe(loop):
+    # asyncio's pipe transports: "open" in the repr once the loop is closed, and
+    # transport._pipe = None forgets the pipe (CPython's test_events does both)
+    async def main():
+        rf, wf = pipe_files()
+        rt, _ = await loop.connect_read_pipe(asyncio.Protocol, rf)
+        wt, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+        return rf, wf, rt, wt
+    rf, wf, rt, wt = run(loop, main())
+    loop.close()
+    assert "open" in repr(rt) and "open" in repr(wt)
+    with pytest.raises(AttributeError):
+        rt._pipe = wf
+    rt._pipe = None
+    wt._pipe = None
+    assert "closed" in repr(rt)
+    rt.custom = 1                     # an instance __dict__, as asyncio's
+    assert rt.__dict__ == {"custom": 1}
+    rf.close()
+    wf.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del rt, wt                    # forgotten pipes: no "unclosed transport" warning
+        gc.collect()
+
+
+def test_asyncio_transports_setting_gives_asyncios_pipe_transports():
+    # EVLOOP_AIO_TRANSPORTS=asyncio (loop._own_transports False): asyncio's own pipes
+    from asyncio import unix_events
+    loop = evloop.aio.new_event_loop()
+    loop._own_transports = False
+    try:
+        async def main():
+            rf, wf = pipe_files()
+            rt, rp = await loop.connect_read_pipe(lambda: Recorder(loop), rf)
+            wt, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+            assert type(rt) is unix_events._UnixReadPipeTransport
+            assert type(wt) is unix_events._UnixWritePipeTransport
+            wt.write(b"through asyncio's pipes")
+            wt.close()
+            await rp.done
+            assert bytes(rp.data) == b"through asyncio's pipes"
+        run(loop, main())
+    finally:
+        loop.close()

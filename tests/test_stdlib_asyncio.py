@@ -84,6 +84,8 @@ def test_loop_state_is_asyncios(name, stdlib_loop, evloop_loop):
      "DATAGRAM_TRANSPORT_INIT_SIGNATURE"),
     (selector_events.BaseSelectorEventLoop, "_add_reader", "ADD_READER_SIGNATURE"),
     (selector_events.BaseSelectorEventLoop, "_add_writer", "ADD_READER_SIGNATURE"),
+    (asyncio.SelectorEventLoop, "_make_read_pipe_transport", "MAKE_PIPE_TRANSPORT_SIGNATURE"),
+    (asyncio.SelectorEventLoop, "_make_write_pipe_transport", "MAKE_PIPE_TRANSPORT_SIGNATURE"),
 ])
 def test_transport_signatures(obj, attr, expected):
     got = str(inspect.signature(getattr(obj, attr)))
@@ -92,9 +94,10 @@ def test_transport_signatures(obj, attr, expected):
         f"{getattr(stdlib, expected)} ({expected})")
 
 
-@pytest.mark.parametrize("name", ["_make_socket_transport", "_make_datagram_transport"])
+@pytest.mark.parametrize("name", ["_make_socket_transport", "_make_datagram_transport",
+                                  "_make_read_pipe_transport", "_make_write_pipe_transport"])
 def test_loop_overrides_take_every_parameter(name):
-    theirs = inspect.signature(getattr(selector_events.BaseSelectorEventLoop, name))
+    theirs = inspect.signature(getattr(asyncio.SelectorEventLoop, name))
     ours = inspect.signature(getattr(evloop.aio.Loop, name)).parameters
     for p in theirs.parameters.values():
         assert p.name in ours and ours[p.name].kind == p.kind \
