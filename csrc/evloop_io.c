@@ -19,7 +19,6 @@
  * not recognise is judged by the stdlib's own method (evloop_sock_check_args).
  */
 #include "evloop_internal.h"
-#include "greenlet.h"
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -280,27 +279,27 @@ evloop_sockio_retry(EvSockIO *self, int err, int events, double timeout)
  * through the hub instead of a system call, so every EVLOOP_PROBE_EVERY-th such recv tries
  * first anyway: data found at once ends wait-first until a recv has to wait again. Not for
  * flags (MSG_PEEK, MSG_DONTWAIT ...), non-blocking sockets (timeout 0), or a recv made in
- * the hub greenlet (which must not wait; tried first it may find data). */
+ * the hub greenlet (which must not wait; tried first it may find data, as before). */
 #define EVLOOP_PROBE_EVERY 16
 
 static int
 evloop_sockio_wait_first(EvSockIO *self, int flags, double timeout)
 {
-    PyGreenlet *cur;
-    int in_hub;
     self->wait_first = 0;
     if (flags != 0 || timeout == 0.0 || ++self->probe >= EVLOOP_PROBE_EVERY) {
         self->probe = 0;
         return 0;
     }
-    cur = PyGreenlet_GetCurrent();
-    if (cur == NULL)
-        return -1;
-    in_hub = (PyObject *)cur == self->hub;
-    Py_DECREF(cur);
-    if (in_hub)
+    if (evloop_sockio_wait(self, EV_READ, timeout) == 0)
+        return 1;
+    /* in the hub greenlet (rare: a callback reading a socket it knows is readable) the
+     * wait refuses before switching; asking first (greenlet's getcurrent) would cost
+     * every other wait-first recv ~90 instructions (callgrind, io_pingpong) */
+    if (PyErr_ExceptionMatches(evloop_exc_BlockingSwitchOutError)) {
+        PyErr_Clear();
         return 0;
-    return evloop_sockio_wait(self, EV_READ, timeout) < 0 ? -1 : 1;
+    }
+    return -1;
 }
 
 /* The fast path's one loop: recv (EV_READ) or send (EV_WRITE) once; on EAGAIN wait for the
