@@ -326,6 +326,8 @@ static void evloop_install_arena_cache(void);
 
 static PyObject *evloop_str_loop;      /* interned "loop" */
 static PyObject *evloop_hub_key;       /* interned "evloop.hub" */
+/* raised by a wait in the hub greenlet itself (SockIO's wait-first takes it as "try first") */
+static PyObject *evloop_exc_BlockingSwitchOutError;
 
 /* undo(arg) of evloop_hub_switch */
 typedef void (*evloop_hub_undo)(void *arg);

@@ -41,6 +41,12 @@ typedef struct {
     EvTimer *timer;       /* shared by the waits (one greenlet waits per direction) */
     EvTimer *timer_w;
     PyObject *weakreflist;
+    /* recv's wait-first hint (evloop_sockio_call): the last recv had to wait for its data;
+     * a send has completed since (so the next recv waits before trying); wait-first recvs
+     * since the last one that tried first */
+    unsigned char read_waited;
+    unsigned char wait_first;
+    unsigned char probe;
 } EvSockIO;
 
 static PyTypeObject EvSockIO_Type;
@@ -261,23 +267,69 @@ evloop_sockio_retry(EvSockIO *self, int err, int events, double timeout)
     return -1;
 }
 
+/* Wait-first. A request/response connection (a server's handler, a client waiting for
+ * its answer) alternates recv and send, and the recv right after a send almost always
+ * finds nothing yet: tried first, it is a recv() that fails with EAGAIN before every
+ * wait, one system call per message more than an epoll server makes (the C floor of
+ * benchmarks/loadgen/echo_server.c: 1.00 recv per message; evloop: 1.84, with strace-free
+ * counts under the tcp_echo load). So a recv that follows a send, on a SockIO whose last
+ * recv had to wait, waits for readability first and then receives: the fd is
+ * level-triggered, so data already there wakes it on the loop's next poll, and the recv
+ * after the wake finds data. Guessing wrong (the peer had already answered) costs a trip
+ * through the hub instead of a system call, so every EVLOOP_PROBE_EVERY-th such recv tries
+ * first anyway: data found at once ends wait-first until a recv has to wait again. Not for
+ * flags (MSG_PEEK, MSG_DONTWAIT ...), non-blocking sockets (timeout 0), or a recv made in
+ * the hub greenlet (which must not wait; tried first it may find data, as before). */
+#define EVLOOP_PROBE_EVERY 16
+
+static int
+evloop_sockio_wait_first(EvSockIO *self, int flags, double timeout)
+{
+    self->wait_first = 0;
+    if (flags != 0 || timeout == 0.0 || ++self->probe >= EVLOOP_PROBE_EVERY) {
+        self->probe = 0;
+        return 0;
+    }
+    if (evloop_sockio_wait(self, EV_READ, timeout) == 0)
+        return 1;
+    /* in the hub greenlet (rare: a callback reading a socket it knows is readable) the
+     * wait refuses before switching; asking first (greenlet's getcurrent) would cost
+     * every other wait-first recv ~90 instructions (callgrind, io_pingpong) */
+    if (PyErr_ExceptionMatches(evloop_exc_BlockingSwitchOutError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
 /* The fast path's one loop: recv (EV_READ) or send (EV_WRITE) once; on EAGAIN wait for the
- * fd (at most `timeout`) and try again; on EINTR run signal handlers and try again.
- * Returns the byte count, or -1 with an exception set. */
+ * fd (at most `timeout`) and try again; on EINTR run signal handlers and try again (a recv
+ * may wait first, above). Returns the byte count, or -1 with an exception set. */
 static Py_ssize_t
 evloop_sockio_call(EvSockIO *self, int events, char *buf, size_t len, int flags,
                    double timeout)
 {
+    int waited = 0;
+    if (events == EV_READ && self->wait_first
+        && (waited = evloop_sockio_wait_first(self, flags, timeout)) < 0)
+        return -1;
     for (;;) {
         ssize_t r;
+        int again;
         if (evloop_sockio_alive(self) < 0)
             return -1;
         r = events == EV_READ ? recv(self->fd, buf, len, flags)
                               : send(self->fd, buf, len, flags);
-        if (r >= 0)
+        if (r >= 0) {
+            if (events == EV_READ)
+                self->read_waited = (unsigned char)waited;
+            else
+                self->wait_first = self->read_waited;
             return r;
-        if (evloop_sockio_retry(self, errno, events, timeout) < 0)
+        }
+        if ((again = evloop_sockio_retry(self, errno, events, timeout)) < 0)
             return -1;
+        waited |= again;
     }
 }
 
@@ -945,6 +997,7 @@ evloop_sockio_sendall(EvSockIO *self, PyObject *const *args, Py_ssize_t nargs,
             goto fail;
     }
     PyBuffer_Release(&view);
+    self->wait_first = self->read_waited; /* the next recv may wait first (above) */
     Py_RETURN_NONE;
 fail:
     PyBuffer_Release(&view);

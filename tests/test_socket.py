@@ -288,6 +288,91 @@ def test_blocked_recv_lets_other_greenlets_run(green_pair, ticker):
     assert ticker.ticks >= 3
 
 
+def _enter_wait_first(a, b):
+    """Make a's next recv wait before trying (evloop_io.c's wait-first): a recv that had
+    to wait, then a send."""
+    evloop.spawn_later(0.01, b.sendall, b"q")
+    assert a.recv(10) == b"q"
+    a.sendall(b"r")
+    assert b.recv(10) == b"r"
+
+
+def yields(func, *args):
+    """(func(*args), whether the calling greenlet went through the hub meanwhile)."""
+    other = evloop.spawn(lambda: None)
+    value = func(*args)
+    went = other.dead
+    other.kill()
+    return value, went
+
+
+def test_a_recv_after_a_send_waits_first_and_still_gets_data_already_there(green_pair):
+    a, b = green_pair
+    _enter_wait_first(a, b)
+    b.sendall(b"there")  # already readable when a asks
+    value, went = yields(a.recv, 10)
+    assert value == b"there"
+    assert went  # waited for readability first (the loop's next poll found it)
+
+
+def test_a_pipelining_peer_turns_wait_first_off(green_pair):
+    a, b = green_pair
+    _enter_wait_first(a, b)
+    went_through_hub = 0
+    for i in range(100):
+        b.sendall(b"%03d" % i)  # the answer is there before a asks, every time
+        value, went = yields(a.recv, 3)
+        assert value == b"%03d" % i
+        went_through_hub += went
+        a.sendall(b"k")
+        assert b.recv(1) == b"k"
+    # at most one probe period (16 recvs) of needless trips through the hub
+    assert went_through_hub <= 16
+
+
+def test_wait_first_keeps_the_timeout_semantics(green_pair):
+    a, b = green_pair
+    a.settimeout(0.05)
+    _enter_wait_first(a, b)
+    b.sendall(b"ready")
+    assert a.recv(10) == b"ready"  # data there: no timeout, however short
+    a.sendall(b"x")
+    assert b.recv(1) == b"x"
+    start = time.monotonic()
+    with pytest.raises(stdlib_socket.timeout):
+        a.recv(10)
+    assert time.monotonic() - start >= 0.05 - EPS
+
+
+def test_a_recv_in_the_hub_greenlet_tries_first_in_wait_first_mode(green_pair):
+    # a callback run by the hub must never wait; one reading a socket it knows is
+    # readable gets the data, as it did before wait-first
+    a, b = green_pair
+    _enter_wait_first(a, b)
+    b.sendall(b"cb")
+    got = []
+    done = evloop.event.Event()
+
+    def callback():
+        got.append(a.recv(10))
+        done.set()
+
+    get_hub().loop.run_callback(callback)
+    assert done.wait(timeout=10)
+    assert got == [b"cb"]
+    b.sendall(b"next")
+    assert a.recv(10) == b"next"
+
+
+def test_recv_into_waits_first_too_and_gets_the_data(green_pair):
+    a, b = green_pair
+    _enter_wait_first(a, b)
+    b.sendall(b"into")
+    buf = bytearray(10)
+    n, went = yields(a.recv_into, buf)
+    assert buf[:n] == b"into" and went
+
+
 def test_many_greenlets_blocked_in_recv_on_different_sockets(closing):
     pairs = [closing(*evsocket.socketpair()) for _ in range(20)]
     glets = [closing(evloop.spawn(a.recv, 10)) for a, _ in pairs]
