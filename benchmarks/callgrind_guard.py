@@ -2,9 +2,9 @@
 
 Why it exists: wall-clock figures on a shared 2-core machine move by tens of percent;
 callgrind's instruction counts of the same run repeat to ~0.05%. This runs each hot-path
-workload of benchmarks/workloads under ``valgrind --tool=callgrind`` with a small fixed N,
-once per build, and prints the totals, the change, and the change past start-up (the
-totals less those of a run that only imports evloop).
+workload of benchmarks/workloads under ``valgrind --tool=callgrind`` twice per build, with
+a small fixed N and with 2N, and prints the instructions per operation, (I(2N) - I(N)) / N:
+start-up, imports and the workload's set-up cancel out, whatever each build imports.
 
 Usage::
 
@@ -24,8 +24,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = os.path.join(HERE, "workloads")
 # name: N (small enough for a run under valgrind to take well under a minute)
-GUARDED = {"core_idle": 200_000, "core_run_callback": 200_000, "hub_sleep0": 50_000,
-           "hub_spawn_join": 20_000, "hub_event_pingpong": 30_000, "io_pingpong": 10_000}
+GUARDED = {"core_idle": 100_000, "core_run_callback": 100_000, "hub_sleep0": 25_000,
+           "hub_spawn_join": 10_000, "hub_event_pingpong": 15_000, "io_pingpong": 5_000}
 
 DRIVER = r'''
 import re, sys
@@ -70,19 +70,18 @@ def main():
         if name not in GUARDED:
             ap.error(f"unknown workload {name!r}; one of {', '.join(GUARDED)}")
     with tempfile.TemporaryDirectory() as tmp:
-        base = {p: instructions(p, "none", 0, tmp) for p in (args.before, args.after)}
-        print("| workload | N | before | after | change | past start-up |")
-        print("|---|---:|---:|---:|---:|---:|")
-        print(f"| start-up only | - | {base[args.before]:,} | {base[args.after]:,} | "
-              f"{(base[args.after] / base[args.before] - 1) * 100:+.2f}% | |")
+        print("| workload | N | before (instr/op) | after (instr/op) | change |")
+        print("|---|---:|---:|---:|---:|")
         for name in names:
             n = GUARDED[name]
-            b = instructions(args.before, name, n, tmp)
-            a = instructions(args.after, name, n, tmp)
-            past = ((a - base[args.after]) / (b - base[args.before]) - 1) * 100
-            print(f"| {name} | {n:,} | {b:,} | {a:,} | {(a / b - 1) * 100:+.2f}% | "
-                  f"{past:+.2f}% |", flush=True)
-
+            per_op = []
+            for python in (args.before, args.after):
+                one = instructions(python, name, n, tmp)
+                two = instructions(python, name, 2 * n, tmp)
+                per_op.append((two - one) / n)
+            b, a = per_op
+            print(f"| {name} | {n:,} | {b:,.1f} | {a:,.1f} | {(a / b - 1) * 100:+.2f}% |",
+                  flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())
