@@ -42,14 +42,10 @@ from evloop._originals import get_original
 from evloop.exceptions import InvalidSwitchError, InvalidThreadUseError, LoopExit
 from evloop.hub import Waiter, _seconds, _wait_within, get_hub
 
-try:  # this thread's hub or None, straight from C (get_hub() adds a Python frame)
-    from evloop.hub import _get_hub_if_exists as current_hub
-except ImportError:  # pragma: no cover - older hub module
-    from evloop.hub import get_hub_if_exists as current_hub
-try:  # Waiter(hub) without argument parsing
-    from evloop.core import _new_waiter as new_waiter
-except ImportError:  # pragma: no cover - older core
-    new_waiter = Waiter
+# this thread's hub or None, straight from C (get_hub() adds a Python frame)
+from evloop.hub import _get_hub_if_exists as current_hub
+# Waiter(hub) without argument parsing
+from evloop.core import _new_waiter as new_waiter
 
 __all__ = ["ParkingLot", "FlagLot", "ThreadLot", "TIMEOUT", "as_method", "current_hub",
            "new_waiter", "discard", "timeout_seconds"]
