@@ -275,6 +275,23 @@ def _add_methods(cls: Any, namespace: type) -> None:
             setattr(cls, name, value)
 
 
+def _socket_extra(sock: socket.socket, extra: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A socket transport's extra info, as asyncio's selector transports give it: the
+    socket (wrapped), sockname and peername (None when the socket has none)."""
+    extra = {} if extra is None else extra
+    extra["socket"] = trsock.TransportSocket(sock)
+    try:
+        extra["sockname"] = sock.getsockname()
+    except OSError:
+        extra["sockname"] = None
+    if "peername" not in extra:
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
+    return extra
+
+
 class _StreamTransportPy:
     """evloop.aio's own transport for a connected TCP or Unix stream socket.
 
@@ -296,17 +313,7 @@ class _StreamTransportPy:
                  waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
                  extra: Optional[Dict[str, Any]] = None, server: Any = None,
                  context: Optional[contextvars.Context] = None) -> None:
-        extra = {} if extra is None else extra
-        extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            extra["sockname"] = sock.getsockname()
-        except OSError:
-            extra["sockname"] = None
-        if "peername" not in extra:
-            try:
-                extra["peername"] = sock.getpeername()
-            except OSError:
-                extra["peername"] = None
+        extra = _socket_extra(sock, extra)
         fd = sock.fileno()
         self._setup(loop, sock, fd, protocol, extra, context)
         self._server = server
@@ -402,17 +409,7 @@ class _DatagramTransportPy:
                  address: Any = None,
                  waiter: Optional[asyncio.Future] = None,  # type: ignore[type-arg]
                  extra: Optional[Dict[str, Any]] = None) -> None:
-        extra = {} if extra is None else extra
-        extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            extra["sockname"] = sock.getsockname()
-        except OSError:
-            extra["sockname"] = None
-        if "peername" not in extra:
-            try:
-                extra["peername"] = sock.getpeername()
-            except OSError:
-                extra["peername"] = None
+        extra = _socket_extra(sock, extra)
         fd = sock.fileno()
         self._setup(loop, sock, fd, protocol, extra, None)
         self._dgram_setup(sock.family, address, bool(extra["peername"]))
